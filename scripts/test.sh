@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs Neraca's whole test suite against real PostgreSQL, Redis and RabbitMQ processes that the tests start
+# themselves on loopback (throwaway data folders under /tmp/neraca-test-*), and stops them afterwards.
+# On Debian/Ubuntu as root it installs whatever server packages are missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=()
+have_pg() { ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1; }
+have_pg || packages+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+[ -x /usr/sbin/rabbitmq-server ] || packages+=(rabbitmq-server)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing missing packages: ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Debian's packages try to start their services; in a container there is no init to do it, which is fine.
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  else
+    echo "Missing: ${packages[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${packages[*]}) and run again." >&2
+    exit 1
+  fi
+fi
+
+cleanup() {
+  # Whatever a crashed test run left behind: servers whose data folders are ours.
+  pkill -f 'neraca-test-' >/dev/null 2>&1 || true
+  for node in $(ls -d /tmp/neraca-test-rabbit-* 2>/dev/null); do
+    [ -f "$node/nodename" ] && rabbitmqctl -n "$(cat "$node/nodename")" stop >/dev/null 2>&1 || true
+  done
+  pkill -x epmd >/dev/null 2>&1 || true
+  rm -rf /tmp/neraca-test-* 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+
+dotnet build Neraca.slnx -c Release -warnaserror --nologo -v quiet
+dotnet test --solution Neraca.slnx -c Release --no-build "$@"

@@ -1,0 +1,151 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Neraca.Storage;
+using Neraca.Tenancy;
+
+namespace Neraca.Hosting;
+
+/// <summary>Builds the one Neraca binary: <c>serve</c> (default), <c>migrate</c>, <c>tenant create</c>.</summary>
+public static class NeracaApp
+{
+    public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["--database"] = nameof(NeracaOptions.Database),
+        ["--read-database"] = nameof(NeracaOptions.ReadDatabase),
+        ["--sqlite-path"] = nameof(NeracaOptions.SqlitePath),
+        ["--role"] = nameof(NeracaOptions.Role),
+        ["--bootstrap-api-key"] = nameof(NeracaOptions.BootstrapApiKey),
+    };
+
+    /// <summary>Builds the web application with every capability this process's roles need. Tests call this too.</summary>
+    public static WebApplication Create(string[] args)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(NeracaEnvironment());
+        builder.Configuration.AddCommandLine(args, SwitchMappings);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+            builder.WebHost.UseUrls(DefaultUrl);
+
+        builder.AddServiceDefaults();
+        builder.AddStorage();
+        builder.AddTenancy();
+
+        var app = builder.Build();
+        app.UseServiceDefaults();
+        app.UseAuthentication();
+        // Everything under /v1 needs a key, also routes that do not exist: an anonymous caller learns nothing.
+        app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.Use(async (context, next) =>
+        {
+            if (context.User.Identity?.IsAuthenticated != true)
+            {
+                await context.ChallengeAsync();
+                return;
+            }
+            await next(context);
+        }));
+        app.UseAuthorization();
+        return app;
+    }
+
+    /// <summary><c>NERACA_BOOTSTRAP_API_KEY</c> → <c>BootstrapApiKey</c>, <c>NERACA_LEDGER__BATCH_SIZE_MAX</c> →
+    /// <c>Ledger:BatchSizeMax</c>: double underscores separate sections, single ones are dropped (keys match
+    /// case-insensitively).</summary>
+    static IEnumerable<KeyValuePair<string, string?>> NeracaEnvironment()
+    {
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+        {
+            var name = (string)e.Key;
+            if (!name.StartsWith("NERACA_", StringComparison.Ordinal)) continue;
+            var sections = name["NERACA_".Length..].Split("__").Select(s => s.Replace("_", "", StringComparison.Ordinal));
+            yield return new(string.Join(':', sections), (string?)e.Value);
+        }
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var command = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
+        var rest = command == "serve" && (args.Length == 0 || args[0].StartsWith('-')) ? args : args[1..];
+        try
+        {
+            await using var app = Create(rest);
+            _ = app.Services.GetRequiredService<IOptions<NeracaOptions>>().Value; // validates settings, naming the bad one
+            return command switch
+            {
+                "serve" => await ServeAsync(app),
+                "migrate" => await MigrateAsync(app),
+                "tenant" => await TenantAsync(app, rest),
+                _ => Usage($"Unknown command '{command}'."),
+            };
+        }
+        catch (OptionsValidationException e)
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration: " + string.Join(" ", e.Failures));
+            return 2;
+        }
+        catch (MigrationException e)
+        {
+            await Console.Error.WriteLineAsync("Migration error: " + e.Message);
+            return 3;
+        }
+    }
+
+    static int Usage(string error)
+    {
+        Console.Error.WriteLine(error);
+        Console.Error.WriteLine("""
+            Usage: neraca [serve] [--role api,worker,scheduler] [--database CONN] [--urls URL]
+                   neraca migrate [--database CONN]
+                   neraca tenant create ID [--name NAME]
+            """);
+        return 64;
+    }
+
+    static async Task<int> ServeAsync(WebApplication app)
+    {
+        var startup = app.Services.GetRequiredService<StorageStartup>();
+        await startup.PrepareAsync(app.Lifetime.ApplicationStopping);
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+            var url = addresses.FirstOrDefault() ?? DefaultUrl;
+            var database = app.Services.GetRequiredService<Database>();
+            Console.WriteLine($"""
+                Neraca is running on {url} ({database.Description})
+                  API reference: {url}/docs     OpenAPI: {url}/openapi/v1.json
+                  Health:        {url}/health/live   {url}/health/ready
+                """);
+        });
+        await app.RunAsync();
+        return 0;
+    }
+
+    static async Task<int> MigrateAsync(WebApplication app)
+    {
+        var applied = await app.Services.GetRequiredService<StorageStartup>().MigrateAsync(CancellationToken.None);
+        var database = app.Services.GetRequiredService<Database>();
+        Console.WriteLine(applied.Count == 0
+            ? $"{database.Description}: schema is up to date."
+            : $"{database.Description}: applied {applied.Count} migration(s): {string.Join(", ", applied)}.");
+        return 0;
+    }
+
+    static async Task<int> TenantAsync(WebApplication app, string[] args)
+    {
+        if (args.Length < 2 || args[0] != "create") return Usage("Expected: tenant create ID [--name NAME]");
+        var id = args[1];
+        if (!Ids.IsValid(id)) return Usage("A tenant id is 1-64 characters of A-Z a-z 0-9 . _ : -");
+        var name = app.Configuration["name"] ?? id;
+        await app.Services.GetRequiredService<StorageStartup>().MigrateAsync(CancellationToken.None);
+        var tenants = app.Services.GetRequiredService<TenantStore>();
+        if (!await tenants.CreateTenantAsync(id, name, CancellationToken.None))
+            return Usage($"Tenant '{id}' already exists.");
+        var key = ApiKey.Generate();
+        await tenants.AddKeyAsync(id, "admin", key, [Scopes.Admin], null, CancellationToken.None);
+        Console.WriteLine($"Created tenant '{id}'. Its admin API key (shown once, store it now):\n  {key}");
+        return 0;
+    }
+}

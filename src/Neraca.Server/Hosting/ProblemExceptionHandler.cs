@@ -1,0 +1,72 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Neraca.Hosting;
+
+/// <summary>Turns exceptions into problem+json: bad bodies into 400/413 with a precise code, everything else into a
+/// logged 500 that reveals nothing internal.</summary>
+public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
+    {
+        if (context.RequestAborted.IsCancellationRequested && exception is OperationCanceledException) return true;
+
+        var (status, code, title, detail, errors) = Classify(exception);
+        if (status >= 500) LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "");
+
+        context.Response.StatusCode = status;
+        ProblemDetails problem = errors is null
+            ? new ProblemDetails()
+            : new HttpValidationProblemDetails(errors);
+        problem.Status = status;
+        problem.Title = title;
+        problem.Detail = detail;
+        problem.Type = Problems.TypeFor(code);
+        problem.Extensions["code"] = code;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
+    }
+
+    static (int Status, string Code, string Title, string? Detail, Dictionary<string, string[]>? Errors) Classify(Exception exception)
+    {
+        var json = exception as JsonException ?? exception.InnerException as JsonException;
+        if (json is not null) return ClassifyJson(json);
+        if (exception is BadHttpRequestException bad)
+        {
+            return bad.StatusCode switch
+            {
+                413 => (413, "payload_too_large", "Request body too large", bad.Message, null),
+                415 => (415, "unsupported_media_type", "Unsupported media type", "Send the body as application/json.", null),
+                _ => (bad.StatusCode, Problems.CodeForStatus(bad.StatusCode), "Bad request", bad.Message, null),
+            };
+        }
+        return (500, "internal_error", "Internal error", "The server failed to handle the request; it has been logged.", null);
+    }
+
+    static (int, string, string, string?, Dictionary<string, string[]>?) ClassifyJson(JsonException json)
+    {
+        // System.Text.Json wraps syntax errors in its internal JsonReaderException; a value of the wrong type or
+        // an unknown field comes without it and carries the JSON path of the field.
+        var syntax = json.InnerException?.GetType().Name == "JsonReaderException" || json.Path is null;
+        if (syntax)
+            return (400, "malformed_json", "Malformed JSON", $"The body is not valid JSON: {Clean(json.Message)}", null);
+        var field = json.Path!.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
+        if (field.Length == 0) field = "body";
+        return (400, "validation_failed", "Validation failed", "One or more fields are invalid.",
+            new Dictionary<string, string[]> { [field] = [Clean(json.Message)] });
+    }
+
+    // The serializer's messages name .NET types; keep the useful part and speak JSON.
+    static string Clean(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        var text = cut > 0 ? message[..cut] : message;
+        return text.Replace("System.Int64", "a 64-bit integer", StringComparison.Ordinal)
+            .Replace("System.Int32", "a 32-bit integer", StringComparison.Ordinal)
+            .Replace("System.String", "a string", StringComparison.Ordinal)
+            .Replace("System.Boolean", "a boolean", StringComparison.Ordinal);
+    }
+
+    [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path}")]
+    static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path);
+}

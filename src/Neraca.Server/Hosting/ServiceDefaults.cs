@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Neraca.Storage;
+using Scalar.AspNetCore;
+
+namespace Neraca.Hosting;
+
+/// <summary>Host concerns every role shares: options, JSON, problem+json, logging, request ids, health, OpenAPI.</summary>
+public static class ServiceDefaults
+{
+    public const string RequestIdHeader = "X-Request-Id";
+    const int RequestIdLengthMax = 128;
+
+    /// <summary>The JSON contract: snake_case, strict (unknown fields and trailing commas are errors).</summary>
+    public static void ConfigureJson(JsonSerializerOptions o)
+    {
+        o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.DictionaryKeyPolicy = null;
+        o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        o.AllowTrailingCommas = false;
+        o.ReadCommentHandling = JsonCommentHandling.Disallow;
+        o.NumberHandling = JsonNumberHandling.Strict;
+        o.RespectNullableAnnotations = true;
+        o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+    }
+
+    public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<NeracaOptions>()
+            .Bind(builder.Configuration)
+            .ValidateDataAnnotations()
+            .Validate(o => NeracaRolesParser.TryParse(o.Role, out _), "Role must be a comma-separated list of api, worker, scheduler.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<NeracaOptions>, DatabaseSettingValidator>();
+
+        var options = builder.Configuration.Get<NeracaOptions>() ?? new NeracaOptions();
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.AddServerHeader = false;
+        });
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        });
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.ConfigureHttpJsonOptions(o => ConfigureJson(o.SerializerOptions));
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
+        {
+            var problem = ctx.ProblemDetails;
+            var status = problem.Status ?? ctx.HttpContext.Response.StatusCode;
+            if (!problem.Extensions.ContainsKey("code"))
+            {
+                var code = Problems.CodeForStatus(status);
+                problem.Extensions["code"] = code;
+                problem.Type = Problems.TypeFor(code);
+            }
+            problem.Extensions.Remove("traceId");
+            problem.Extensions["request_id"] = ctx.HttpContext.TraceIdentifier;
+            if (Activity.Current is { } activity) problem.Extensions["trace_id"] = activity.TraceId.ToString();
+        });
+        builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
+        builder.Services.AddOpenApi();
+        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        return builder;
+    }
+
+    public static WebApplication UseServiceDefaults(this WebApplication app)
+    {
+        app.Use(RequestIdAsync);
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi().AllowAnonymous();
+        app.MapScalarApiReference("/docs", o => o.WithTitle("Neraca API").WithOpenApiRoutePattern("/openapi/{documentName}.json")).AllowAnonymous();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealthAsync })
+            .WithMetadata(new HttpMethodMetadata(["GET", "HEAD"])).AllowAnonymous();
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealthAsync })
+            .WithMetadata(new HttpMethodMetadata(["GET", "HEAD"])).AllowAnonymous();
+        return app;
+    }
+
+    /// <summary>Accepts a caller's <c>X-Request-Id</c> when it is short and plain, otherwise makes one; echoes it and
+    /// puts it on every log line of the request.</summary>
+    static async Task RequestIdAsync(HttpContext context, RequestDelegate next)
+    {
+        var given = context.Request.Headers[RequestIdHeader].ToString();
+        var id = IsAcceptableRequestId(given) ? given : "req_" + Ids.NewUlid();
+        context.TraceIdentifier = id;
+        context.Response.Headers[RequestIdHeader] = id;
+        Activity.Current?.SetTag("neraca.request_id", id);
+        var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Neraca.Http");
+        using (logger.BeginScope(new Dictionary<string, object> { ["request_id"] = id }))
+            await next(context);
+    }
+
+    static bool IsAcceptableRequestId(string id) =>
+        id.Length is > 0 and <= RequestIdLengthMax && id.AsSpan().IndexOfAnyExceptInRange('!', '~') < 0;
+
+    static Task WriteHealthAsync(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsJsonAsync(new
+        {
+            status = report.Status.ToString().ToLowerInvariant(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description }),
+        });
+    }
+
+    internal static string? DatabaseSettingError(NeracaOptions o)
+    {
+        try
+        {
+            if (!string.IsNullOrWhiteSpace(o.Database) && !o.Database.Trim().StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
+                Database.ToNpgsqlConnectionString(o.Database.Trim(), "Database");
+            if (!string.IsNullOrWhiteSpace(o.ReadDatabase))
+                Database.ToNpgsqlConnectionString(o.ReadDatabase.Trim(), "ReadDatabase");
+            return null;
+        }
+        catch (ArgumentException e)
+        {
+            return e.Message;
+        }
+    }
+
+    sealed class DatabaseSettingValidator : IValidateOptions<NeracaOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, NeracaOptions options) =>
+            DatabaseSettingError(options) is { } error ? ValidateOptionsResult.Fail(error) : ValidateOptionsResult.Success;
+    }
+}
+
+/// <summary>Readiness: the system of record answers a trivial query.</summary>
+public sealed class DatabaseHealthCheck(Database database) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
+    {
+        try
+        {
+            await using var connection = await database.OpenAsync(ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            await command.ExecuteScalarAsync(ct);
+            return HealthCheckResult.Healthy(database.Kind.ToString().ToLowerInvariant());
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or TimeoutException or InvalidOperationException)
+        {
+            return HealthCheckResult.Unhealthy("database unreachable: " + e.Message);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using Neraca.Hosting;
+
+return await NeracaApp.RunAsync(args);

@@ -1,0 +1,37 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Neraca.Tenancy;
+
+/// <summary>API keys look like <c>nrc_</c> + 40 base62 characters. Only their SHA-256 is stored.</summary>
+public static class ApiKey
+{
+    public const string Prefix = "nrc_";
+    const int RandomLength = 40;
+    const int LengthMax = 200;
+    const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    public static string Generate() => Prefix + RandomNumberGenerator.GetString(Alphabet, RandomLength);
+
+    /// <summary>Whether the text has the shape of a key; says nothing about whether it exists.</summary>
+    public static bool IsWellFormed(string? key) =>
+        key is { Length: > 12 and <= LengthMax } && key.StartsWith(Prefix, StringComparison.Ordinal)
+        && key.AsSpan(Prefix.Length).IndexOfAnyExcept(Alphabet) < 0;
+
+    public static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+
+    /// <summary>The first characters, enough for an operator to recognise a key in a list.</summary>
+    public static string DisplayPrefix(string key) => key[..Math.Min(key.Length, Prefix.Length + 6)];
+}
+
+/// <summary>Closed set of permissions an API key can hold.</summary>
+public static class Scopes
+{
+    public const string LedgerRead = "ledger:read";
+    public const string LedgerWrite = "ledger:write";
+    public const string EventsRead = "events:read";
+    public const string WebhooksWrite = "webhooks:write";
+    public const string Admin = "admin";
+
+    public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, Admin];
+}

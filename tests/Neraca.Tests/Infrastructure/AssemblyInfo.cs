@@ -1,0 +1,1 @@
+[assembly: AssemblyFixture(typeof(Neraca.Tests.Infrastructure.InfrastructureLifetime))]

@@ -1,0 +1,46 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Neraca.Tests.Infrastructure;
+
+/// <summary>Small helpers so tests read like the HTTP contract they check.</summary>
+public static class Http
+{
+    public static async Task<(HttpResponseMessage Response, JsonNode? Body)> PostJsonAsync(this HttpClient client, string path, object body, string? idempotencyKey = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
+        var response = await client.SendAsync(request);
+        return (response, await ReadAsync(response));
+    }
+
+    public static async Task<(HttpResponseMessage Response, JsonNode? Body)> PostRawAsync(this HttpClient client, string path, string body, string contentType = "application/json")
+    {
+        var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, contentType));
+        return (response, await ReadAsync(response));
+    }
+
+    public static async Task<(HttpResponseMessage Response, JsonNode? Body)> GetJsonAsync(this HttpClient client, string path)
+    {
+        var response = await client.GetAsync(path);
+        return (response, await ReadAsync(response));
+    }
+
+    public static async Task<JsonNode?> ReadAsync(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        if (text.Length == 0) return null;
+        try { return JsonNode.Parse(text); }
+        catch (JsonException) { return JsonValue.Create(text); }
+    }
+
+    /// <summary>Asserts a problem+json response with the given status and code.</summary>
+    public static void AssertProblem(this (HttpResponseMessage Response, JsonNode? Body) result, int status, string code)
+    {
+        Assert.True((int)result.Response.StatusCode == status, $"expected {status} {code}, got {(int)result.Response.StatusCode}: {result.Body?.ToJsonString()}");
+        Assert.Equal("application/problem+json", result.Response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(code, (string?)result.Body?["code"]);
+    }
+}
