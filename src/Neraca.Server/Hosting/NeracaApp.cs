@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Idempotency;
 using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -34,6 +35,7 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddIdempotency();
         builder.AddLedger();
 
         var app = builder.Build();
@@ -50,6 +52,7 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        app.UseIdempotency();
         app.UseLedger();
         app.MapLedgerApi();
         return app;
