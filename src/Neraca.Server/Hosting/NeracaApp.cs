@@ -2,7 +2,9 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Idempotency;
 using Neraca.Jobs;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tenancy;
 
@@ -34,6 +36,8 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddIdempotency();
+        builder.AddLedger();
         builder.AddJobs();
 
         var app = builder.Build();
@@ -50,6 +54,9 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        app.UseIdempotency();
+        app.UseLedger();
+        app.MapLedgerApi();
         app.MapJobsApi();
         return app;
     }

@@ -18,12 +18,20 @@ public static class JobsModule
         builder.Services.AddSingleton<JobStore>();
         builder.Services.AddSingleton<JobMetrics>();
 
+        // The first jobs. Schedules are defaults: Jobs:Recurring:<name>:Cron|TimeZone|SpreadWindowSeconds|Enabled.
+        builder.Services.AddSingleton<IJobHandler, ExpirePendingTransfersJob>();
         builder.Services.AddSingleton<IJobHandler, PruneIdempotencyKeysJob>();
         builder.Services.AddSingleton<IJobHandler, AuditCheckpointJob>();
+        builder.Services.AddSingleton<IJobHandler, VerifyLedgersJob>();
+        builder.Services.AddSingleton(new RecurringJob("ledger.expire_pending", ExpirePendingTransfersJob.TypeName, "* * * * *"));
         builder.Services.AddSingleton(new RecurringJob("idempotency.prune", PruneIdempotencyKeysJob.TypeName, "17 * * * *"));
         builder.Services.AddSingleton(new RecurringJob("audit.checkpoint", AuditCheckpointJob.TypeName, "0 * * * *", RecurringScope.PerTenant)
         {
             SpreadWindow = TimeSpan.FromMinutes(15),
+        });
+        builder.Services.AddSingleton(new RecurringJob("audit.verify", VerifyLedgersJob.TypeName, "0 1 * * *", RecurringScope.PerTenant)
+        {
+            SpreadWindow = TimeSpan.FromHours(3),
         });
 
         var options = builder.Configuration.Get<NeracaOptions>() ?? new NeracaOptions();
