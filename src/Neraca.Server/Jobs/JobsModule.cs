@@ -23,7 +23,8 @@ public static class JobsModule
         builder.Services.AddSingleton<IJobHandler, PruneIdempotencyKeysJob>();
         builder.Services.AddSingleton<IJobHandler, AuditCheckpointJob>();
         builder.Services.AddSingleton<IJobHandler, VerifyLedgersJob>();
-        builder.Services.AddSingleton(new RecurringJob("ledger.expire_pending", ExpirePendingTransfersJob.TypeName, "* * * * *"));
+        builder.Services.AddSingleton<IJobHandler, PruneJobHistoryJob>();
+        builder.Services.AddSingleton(new RecurringJob("ledger.expire_pending", ExpirePendingTransfersJob.TypeName, "*/10 * * * *"));
         builder.Services.AddSingleton(new RecurringJob("idempotency.prune", PruneIdempotencyKeysJob.TypeName, "17 * * * *"));
         builder.Services.AddSingleton(new RecurringJob("audit.checkpoint", AuditCheckpointJob.TypeName, "0 * * * *", RecurringScope.PerTenant)
         {
@@ -33,6 +34,7 @@ public static class JobsModule
         {
             SpreadWindow = TimeSpan.FromHours(3),
         });
+        builder.Services.AddSingleton(new RecurringJob("jobs.prune", PruneJobHistoryJob.TypeName, "43 3 * * *"));
 
         var options = builder.Configuration.Get<NeracaOptions>() ?? new NeracaOptions();
         NeracaRolesParser.TryParse(options.Role, out var roles);

@@ -44,6 +44,10 @@ public sealed class JobsOptions
     [Required]
     public string SystemTenantId { get; set; } = "default";
 
+    /// <summary>Finished jobs (succeeded or dead) and their runs are deleted this many days after they finished. Default 30.</summary>
+    [Range(1, 3650)]
+    public int HistoryRetentionDays { get; set; } = 30;
+
     /// <summary>Per job type overrides, by type name (<c>Jobs:Types:idempotency.prune:ItemsPerSecondMax</c>).</summary>
     public Dictionary<string, JobTypeOptions> Types { get; set; } = new(StringComparer.Ordinal);
 

@@ -109,6 +109,32 @@ public sealed class JobQueueTests
         Assert.Equal(2L, await rig.ScalarAsync<long>("SELECT count(*) FROM recorded_runs"));
     }
 
+    [Theory]
+    [InlineData(StoreKind.Sqlite)]
+    [InlineData(StoreKind.Postgres)]
+    public async Task History_past_retention_is_pruned_with_its_runs(StoreKind kind)
+    {
+        await using var rig = await JobRig.CreateAsync(kind);
+        await rig.ExecuteAsync(RecorderJob.CreateTable);
+        var time = new FakeTimeProvider(JobRig.Start);
+        var replica = rig.Replica(time, [new RecorderJob(rig.Admin), new PruneJobHistoryJob(Microsoft.Extensions.Options.Options.Create(new JobsOptions()))]);
+        var old = await replica.Store.EnqueueAsync(new JobRequest("t1", RecorderJob.TypeName), CancellationToken.None);
+        Assert.True(await replica.Worker.TryRunNextAsync(CancellationToken.None));
+        var waiting = await replica.Store.EnqueueAsync(new JobRequest("t1", RecorderJob.TypeName, RunAt: JobRig.Start.AddYears(1)), CancellationToken.None);
+        time.Advance(TimeSpan.FromDays(31));
+        var recent = await replica.Store.EnqueueAsync(new JobRequest("t1", RecorderJob.TypeName), CancellationToken.None);
+        Assert.True(await replica.Worker.TryRunNextAsync(CancellationToken.None));
+
+        var prune = await replica.Store.EnqueueAsync(new JobRequest("t1", PruneJobHistoryJob.TypeName), CancellationToken.None);
+        Assert.True(await replica.Worker.TryRunNextAsync(CancellationToken.None));
+
+        Assert.Null(await replica.Store.GetAsync("t1", old.JobId, CancellationToken.None));
+        Assert.Equal(0L, await rig.ScalarAsync<long>("SELECT count(*) FROM job_runs WHERE job_id = @id", new { id = old.JobId }));
+        Assert.Equal(JobState.Queued, (await replica.Store.GetAsync("t1", waiting.JobId, CancellationToken.None))!.State);
+        Assert.Equal(JobState.Succeeded, (await replica.Store.GetAsync("t1", recent.JobId, CancellationToken.None))!.State);
+        Assert.Equal(1, (await replica.Store.GetAsync("t1", prune.JobId, CancellationToken.None))!.Processed);
+    }
+
     [Fact]
     public void Stored_enum_values_never_change()
     {

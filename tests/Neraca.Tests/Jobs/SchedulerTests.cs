@@ -120,6 +120,28 @@ public sealed class SchedulerTests
         Assert.Equal(0, await a.Scheduler.TickAsync(CancellationToken.None));
     }
 
+    [Theory]
+    [InlineData(StoreKind.Sqlite)]
+    [InlineData(StoreKind.Postgres)]
+    public async Task A_slot_already_enqueued_is_never_enqueued_again_even_when_the_schedule_is_reset(StoreKind kind)
+    {
+        await using var rig = await JobRig.CreateAsync(kind);
+        var time = new FakeTimeProvider(JobRig.Start);
+        RecurringJob[] hourly = [new("test.hourly", RecorderJob.TypeName, "0 * * * *")];
+        RecurringJob[] other = [new("test.hourly", RecorderJob.TypeName, "30 * * * *")];
+        var a = rig.Replica(time, [new RecorderJob(rig.Admin)], schedules: hourly);
+        await a.Scheduler.RegisterSchedulesAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(1, await a.Scheduler.TickAsync(CancellationToken.None)); // 01:00
+
+        // A rolling deploy flips the cron away and back; the schedule row is reset to a slot that already ran.
+        await rig.Replica(time, [], schedules: other).Scheduler.RegisterSchedulesAsync(CancellationToken.None);
+        await rig.ExecuteAsync("UPDATE job_schedules SET next_slot_us = @slot", new { slot = DbTime.ToMicros(new DateTimeOffset(2026, 3, 1, 1, 0, 0, TimeSpan.Zero)) });
+        var b = rig.Replica(time, [new RecorderJob(rig.Admin)], schedules: hourly);
+        Assert.Equal(0, await b.Scheduler.TickAsync(CancellationToken.None));
+        Assert.Equal(1L, await rig.ScalarAsync<long>("SELECT count(*) FROM jobs"));
+    }
+
     static async Task WaitForTicksAsync(List<Replica> replicas, List<long> before)
     {
         // Bounded: a scheduler that was between its tick and its timer when time moved catches up at the next step.

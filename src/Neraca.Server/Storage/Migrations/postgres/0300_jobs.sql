@@ -60,6 +60,7 @@ CREATE TABLE job_slots (
     enqueued_at_us bigint NOT NULL,
     PRIMARY KEY (schedule, slot_us)
 );
+CREATE INDEX job_slots_slot ON job_slots (slot_us);
 
 -- Audit-chain heads recorded by the hourly checkpoint job: verification can start from one, and a
 -- rewritten chain no longer matches the head recorded before the rewrite.
