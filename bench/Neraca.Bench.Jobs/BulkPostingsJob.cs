@@ -23,6 +23,7 @@ public sealed class BulkPostingsJob(PostingPipeline pipeline, string tenantId, L
         while (more)
         {
             var from = job.Checkpoint is null ? 0 : long.Parse(job.Checkpoint, CultureInfo.InvariantCulture);
+            if (from >= total) return; // the last chunk committed but the attempt did not record success
             var count = (int)Math.Min(job.Settings.ChunkSize, total - from);
             var ops = new PostingOp[count];
             for (var i = 0; i < count; i++)

@@ -170,6 +170,14 @@ public sealed partial class JobScheduler : BackgroundService
         var enqueued = 0;
         await using (var connection = await _store.Database.OpenAsync(ct))
         {
+            // A read first: most ticks find nothing due and then take no lock (on SQLite, no write lock that the
+            // ledger's writers would have to wait for).
+            if (await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                    "SELECT count(*) FROM job_schedules WHERE next_slot_us <= @now", new { now = nowUs }, cancellationToken: ct)) == 0)
+            {
+                Interlocked.Increment(ref _ticks);
+                return 0;
+            }
             await using var tx = await connection.BeginTransactionAsync(ct);
             var postgres = _store.Database.Kind == StoreKind.Postgres;
             if (postgres && !await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
