@@ -17,7 +17,9 @@ using Neraca.Storage;
 // The jobs benchmark: the API's p99 under a steady `uniform` transfer load, first alone, then while a large chunked
 // job (bulk postings through the same ledger engine) runs; one run, one ratio. Usage:
 //   dotnet run -c Release --project bench/Neraca.Bench.Jobs -- [--database postgres://...] [--postings 1000000]
-//       [--rate 1000] [--clients 16] [--seconds 20] [--job-rate 20000] [--chunk 2000] [--json results.json]
+//       [--rate 500] [--clients 16] [--seconds 20] [--job-rate 10000] [--chunk 500] [--json results.json]
+// Exit code 0 when the job succeeded, nothing failed and the books balance; the p99 ratio is reported, not asserted
+// (a shared machine's noise is not a failure).
 var o = Settings.Parse(args);
 const string Key = "nrc_benchjobs000000000000000000000000000000";
 var dataDir = Path.Combine(Path.GetTempPath(), "neraca-bench-jobs-" + Guid.NewGuid().ToString("N")[..8]);
@@ -112,7 +114,7 @@ sealed record Settings(string? Database, long Postings, int Rate, int Clients, i
         string? Get(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
         int Int(string name, int fallback) => Get(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         return new Settings(Get("--database"), Get("--postings") is { } p ? long.Parse(p, CultureInfo.InvariantCulture) : 1_000_000,
-            Int("--rate", 1000), Int("--clients", 16), Int("--seconds", 20), Int("--job-rate", 20_000), Int("--chunk", 2000),
+            Int("--rate", 500), Int("--clients", 16), Int("--seconds", 20), Int("--job-rate", 10_000), Int("--chunk", 500),
             Int("--job-seconds-max", 600), Get("--json"));
     }
 }
