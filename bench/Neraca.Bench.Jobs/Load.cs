@@ -4,7 +4,15 @@ using System.Net.Http.Json;
 namespace Neraca.Bench.Jobs;
 
 /// <summary>Latency figures of one load phase.</summary>
-public sealed record LoadResult(long Requests, long Errors, double Seconds, double Throughput, double P50Ms, double P95Ms, double P99Ms, double MaxMs);
+public sealed record LoadResult(long Requests, long Errors, double Seconds, double Throughput, double P50Ms, double P95Ms, double P99Ms, double MaxMs)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double[] SortedLatenciesMs { get; init; } = [];
+
+    /// <summary>Two phases as one: latencies pooled, counts and durations added.</summary>
+    public static LoadResult Merge(LoadResult a, LoadResult b) =>
+        Load.Summarize([.. a.SortedLatenciesMs, .. b.SortedLatenciesMs], a.Errors + b.Errors, a.Seconds + b.Seconds);
+}
 
 /// <summary>The <c>uniform</c> load at a fixed rate: single <c>POST /v1/transfers</c> between random accounts, spread
 /// over C clients each sending on its own schedule (a late request is sent at once, not skipped).</summary>
@@ -36,9 +44,16 @@ public static class Load
             }
             return latencies;
         })));
-        var all = perClient.SelectMany(l => l).Order().ToArray();
-        var seconds = clock.Elapsed.TotalSeconds;
+        return Summarize(perClient.SelectMany(l => l).ToArray(), errors, clock.Elapsed.TotalSeconds);
+    }
+
+    public static LoadResult Summarize(double[] latenciesMs, long errors, double seconds)
+    {
+        var all = latenciesMs.Order().ToArray();
         double P(double q) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)Math.Ceiling(q * all.Length) - 1)];
-        return new LoadResult(all.Length, errors, seconds, all.Length / seconds, P(0.50), P(0.95), P(0.99), all.Length == 0 ? 0 : all[^1]);
+        return new LoadResult(all.Length, errors, seconds, all.Length / seconds, P(0.50), P(0.95), P(0.99), all.Length == 0 ? 0 : all[^1])
+        {
+            SortedLatenciesMs = all,
+        };
     }
 }
