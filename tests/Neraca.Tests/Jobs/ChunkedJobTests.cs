@@ -85,6 +85,12 @@ public sealed class ChunkedJobTests
             paused.SetResult();
             await resume.Task.WaitAsync(ct);
         };
+        var stepsAfterResume = 0;
+        handlerA.InsideChunk = (_, _) =>
+        {
+            if (resume.Task.IsCompleted) Interlocked.Increment(ref stepsAfterResume);
+            return Task.CompletedTask;
+        };
         var runA = a.Worker.TryRunNextAsync(CancellationToken.None);
         await paused.Task.WaitAsync(Wait);
 
@@ -92,6 +98,7 @@ public sealed class ChunkedJobTests
         Assert.True(await b.Worker.TryRunNextAsync(CancellationToken.None));
         resume.SetResult();
         Assert.True(await runA.WaitAsync(Wait));
+        Assert.Equal(0, stepsAfterResume); // fenced off before its step ran: the lease token no longer matched
 
         Assert.Equal(1000L, await rig.ScalarAsync<long>("SELECT count(*) FROM chunk_items"));
         Assert.Equal(1000L, await rig.ScalarAsync<long>("SELECT count(DISTINCT item) FROM chunk_items"));
