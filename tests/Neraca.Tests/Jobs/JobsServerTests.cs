@@ -24,8 +24,9 @@ public abstract class JobsServerTests(ServerFixture fixture)
     {
         var tenant = await Server.NewTenantAsync();
         var done = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, AuditCheckpointJob.TypeName), CancellationToken.None);
-        var waiting = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, "report.monthly", Key: "2026-02", RunAt: DateTimeOffset.UtcNow.AddDays(1)), CancellationToken.None);
         var job = await WaitFinishedAsync(tenant.Http, done.JobId);
+        // Enqueued after the first finished, so its id (a ULID) sorts after it: ids made in one millisecond would not.
+        var waiting = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, "report.monthly", Key: "2026-02", RunAt: DateTimeOffset.UtcNow.AddDays(1)), CancellationToken.None);
 
         Assert.Equal("succeeded", (string?)job["state"]);
         Assert.Equal(AuditCheckpointJob.TypeName, (string?)job["type"]);
