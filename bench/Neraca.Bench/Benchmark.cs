@@ -1,0 +1,176 @@
+using System.Globalization;
+using Neraca.Bench.Baseline;
+using Neraca.Tests.Infrastructure;
+
+namespace Neraca.Bench;
+
+/// <summary>One system under test: Neraca or the naive baseline, with its ledger, accounts and conservation probe.</summary>
+public sealed class Side(string name, Workload workload, ConservationProbe probe, Func<RssMonitor?> startRss)
+{
+    public string Name { get; } = name;
+    public Workload Workload { get; } = workload;
+    public ConservationProbe Probe { get; } = probe;
+    public Func<RssMonitor?> StartRss { get; } = startRss;
+
+    /// <summary>Money acknowledged to clients since the ledger was created.</summary>
+    public decimal Acknowledged { get; set; }
+
+    /// <summary>Whether some answer was lost (then the ledger may hold more than was acknowledged).</summary>
+    public bool AnswersLost { get; set; }
+}
+
+/// <summary>A run of the plan: a scenario with its clients and batch size, sent to each side in turn.</summary>
+public sealed record RunPlan(string Scenario, string Name, int Clients, int BatchSize, Func<Workload, string, Operation> Warmup, Func<Workload, string, Operation> Measured);
+
+/// <summary>What one side did in one run.</summary>
+public sealed record RunResult(string Scenario, string Run, string Side, int Clients, int BatchSize, RunStats Stats, ConservationCheck Conservation, double? PeakRssMiB);
+
+/// <summary>Starts what is needed, runs the plan on both sides, prints and saves the report.</summary>
+public static class Benchmark
+{
+    public const string Neraca = "neraca";
+    public const string Baseline = "baseline";
+
+    public static async Task<int> RunAsync(BenchOptions o, CancellationToken ct)
+    {
+        var root = RepoRoot();
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        ServerProcess? server = null;
+        NaiveLedgerServer? naive = null;
+        var sides = new List<Side>();
+        var clients = new List<LedgerClient>();
+        try
+        {
+            string? neracaDb = o.Database, naiveDb = o.BaselineDatabase;
+            var neracaUrl = o.Target;
+            if (o.Target is null)
+            {
+                Log("starting PostgreSQL (fsync and synchronous_commit on)");
+                var pg = await PostgresServer.SharedAsync();
+                if (o.Baseline) naiveDb = await pg.CreateDatabaseAsync("bench_naive");
+                if (o.Neraca)
+                {
+                    neracaDb = await pg.CreateDatabaseAsync("bench_neraca");
+                    var dll = o.ServerDll ?? Path.Combine(root, "src/Neraca.Server/bin/Release/net10.0/Neraca.Server.dll");
+                    Log($"starting {dll}");
+                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, o.ServerArgs, ct);
+                    neracaUrl = server.BaseAddress;
+                }
+            }
+            var ledgerCode = "bench-" + stamp;
+            var accounts = Enumerable.Range(0, o.Accounts).Select(i => "a" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
+            const string hot = "hot";
+
+            if (o.Neraca)
+            {
+                var neracaClient = new LedgerClient(neracaUrl!, o.ApiKey);
+                clients.Add(neracaClient);
+                var pid = server?.Pid;
+                var db = neracaDb!;
+                sides.Add(await SetUpAsync(Neraca, neracaClient, ledgerCode, accounts, hot,
+                    id => ConservationProbe.ForNeraca(db, o.Tenant, id), () => pid is int p ? RssMonitor.Start(p) : null, ct));
+            }
+            if (o.Baseline)
+            {
+                naive = await NaiveLedgerServer.StartAsync(naiveDb!, o.ApiKey, ct);
+                var naiveClient = new LedgerClient(naive.BaseAddress, o.ApiKey);
+                clients.Add(naiveClient);
+                var db = naiveDb!;
+                sides.Add(await SetUpAsync(Baseline, naiveClient, ledgerCode, accounts, hot,
+                    id => ConservationProbe.ForBaseline(db, id), () => null, ct));
+            }
+
+            var results = new List<RunResult>();
+            var plan = Plan(o);
+            for (var i = 0; i < plan.Count; i++)
+            {
+                foreach (var side in sides)
+                {
+                    var result = await RunAsync(plan[i], side, $"r{i.ToString(CultureInfo.InvariantCulture)}{side.Name[0]}", o, ct);
+                    results.Add(result);
+                    Log(Report.Line(result));
+                }
+            }
+            var report = Report.Build(o, results, server is not null, await Report.MachineAsync((neracaDb ?? naiveDb)!, root, ct));
+            Report.Print(report);
+            var path = o.Output ?? Path.Combine(root, "bench", "results", $"bench-{stamp}.json");
+            await Report.SaveAsync(report, path, ct);
+            Log($"report saved to {path}");
+            return results.All(r => r.Conservation.Ok) ? 0 : 1;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Log("cancelled");
+            return 130;
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+            if (naive is not null) await naive.DisposeAsync();
+            if (server is not null) await server.DisposeAsync();
+            await PostgresServer.StopSharedAsync();
+        }
+    }
+
+    static async Task<Side> SetUpAsync(string name, LedgerClient client, string ledgerCode, string[] accounts, string hot,
+        Func<string, ConservationProbe> probe, Func<RssMonitor?> rss, CancellationToken ct)
+    {
+        Log($"{name}: creating ledger {ledgerCode} and {accounts.Length + 1} accounts");
+        var ledgerId = await client.CreateLedgerAsync(ledgerCode, ct);
+        await client.CreateAccountsAsync(ledgerCode, [.. accounts, hot], concurrency: 16, ct);
+        return new Side(name, new Workload(client, accounts, hot), probe(ledgerId), rss);
+    }
+
+    static async Task<RunResult> RunAsync(RunPlan run, Side side, string tag, BenchOptions o, CancellationToken ct)
+    {
+        var rss = side.StartRss();
+        var stats = await LoadRunner.RunAsync(run.Clients, TimeSpan.FromSeconds(o.WarmupSeconds), TimeSpan.FromSeconds(o.Seconds),
+            run.Warmup(side.Workload, tag + "w"), run.Measured(side.Workload, tag + "m"), ct);
+        double? peak = rss is null ? null : await rss.StopAsync();
+        if (rss is not null) await rss.DisposeAsync();
+        side.Acknowledged += stats.AckedAmount;
+        side.AnswersLost |= stats.Uncertain;
+        var conservation = await side.Probe.CheckAsync(side.Acknowledged, side.AnswersLost, ct);
+        return new RunResult(run.Scenario, run.Name, side.Name, run.Clients, run.BatchSize, stats, conservation, peak);
+    }
+
+    static List<RunPlan> Plan(BenchOptions o)
+    {
+        var plan = new List<RunPlan>();
+        foreach (var scenario in o.Scenarios)
+        {
+            switch (scenario)
+            {
+                case ScenarioNames.Uniform:
+                    foreach (var c in o.UniformClients)
+                        plan.Add(new(scenario, $"uniform c={c}", c, 1, (w, t) => w.Uniform(t), (w, t) => w.Uniform(t)));
+                    break;
+                case ScenarioNames.Hot:
+                    plan.Add(new(scenario, $"hot c={o.Clients}", o.Clients, 1, (w, t) => w.Hot(t), (w, t) => w.Hot(t)));
+                    break;
+                case ScenarioNames.Batch:
+                    foreach (var size in o.BatchSizes)
+                        plan.Add(new(scenario, $"batch {size} c={o.BatchClients}", o.BatchClients, size,
+                            (w, t) => w.Batch(t, Math.Min(size, 100)), (w, t) => w.Batch(t, size)));
+                    break;
+                case ScenarioNames.Read:
+                    plan.Add(new(scenario, $"read 90/10 c={o.Clients}", o.Clients, 1, (w, t) => w.ReadMostly(t, 10), (w, t) => w.ReadMostly(t, 10)));
+                    break;
+            }
+        }
+        return plan;
+    }
+
+    static string RepoRoot()
+    {
+        foreach (var start in (string[])[Directory.GetCurrentDirectory(), AppContext.BaseDirectory])
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Neraca.slnx"))) return dir.FullName;
+        }
+        return Directory.GetCurrentDirectory();
+    }
+
+    public static void Log(string message) =>
+        Console.WriteLine($"[{DateTime.UtcNow.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}] {message}");
+}
