@@ -5,12 +5,15 @@ using Neraca.Tests.Infrastructure;
 namespace Neraca.Bench;
 
 /// <summary>One system under test: Neraca or the naive baseline, with its ledger, accounts and conservation probe.</summary>
-public sealed class Side(string name, Workload workload, ConservationProbe probe, Func<RssMonitor?> startRss)
+public sealed class Side(string name, Workload workload, ConservationProbe probe, string connectionString, int? serverPid)
 {
     public string Name { get; } = name;
     public Workload Workload { get; } = workload;
     public ConservationProbe Probe { get; } = probe;
-    public Func<RssMonitor?> StartRss { get; } = startRss;
+    public string ConnectionString { get; } = connectionString;
+
+    /// <summary>The server's process when the benchmark started it (for memory and CPU), else null.</summary>
+    public int? ServerPid { get; } = serverPid;
 
     /// <summary>Money acknowledged to clients since the ledger was created.</summary>
     public decimal Acknowledged { get; set; }
@@ -23,7 +26,8 @@ public sealed class Side(string name, Workload workload, ConservationProbe probe
 public sealed record RunPlan(string Scenario, string Name, int Clients, int BatchSize, Func<Workload, string, Operation> Warmup, Func<Workload, string, Operation> Measured);
 
 /// <summary>What one side did in one run.</summary>
-public sealed record RunResult(string Scenario, string Run, string Side, int Clients, int BatchSize, RunStats Stats, ConservationCheck Conservation, double? PeakRssMiB);
+public sealed record RunResult(string Scenario, string Run, string Side, int Clients, int BatchSize, RunStats Stats, ConservationCheck Conservation,
+    double? PeakRssMiB, CpuUse Cpu, IReadOnlyDictionary<string, double> PgWaits);
 
 /// <summary>Starts what is needed, runs the plan on both sides, prints and saves the report.</summary>
 public static class Benchmark
@@ -68,7 +72,7 @@ public static class Benchmark
                 var pid = server?.Pid;
                 var db = neracaDb!;
                 sides.Add(await SetUpAsync(Neraca, neracaClient, ledgerCode, accounts, hot,
-                    id => ConservationProbe.ForNeraca(db, o.Tenant, id), () => pid is int p ? RssMonitor.Start(p) : null, ct));
+                    id => ConservationProbe.ForNeraca(db, o.Tenant, id), db, pid, ct));
             }
             if (o.Baseline)
             {
@@ -77,7 +81,7 @@ public static class Benchmark
                 clients.Add(naiveClient);
                 var db = naiveDb!;
                 sides.Add(await SetUpAsync(Baseline, naiveClient, ledgerCode, accounts, hot,
-                    id => ConservationProbe.ForBaseline(db, id), () => null, ct));
+                    id => ConservationProbe.ForBaseline(db, id), db, null, ct));
             }
 
             var results = new List<RunResult>();
@@ -113,25 +117,39 @@ public static class Benchmark
     }
 
     static async Task<Side> SetUpAsync(string name, LedgerClient client, string ledgerCode, string[] accounts, string hot,
-        Func<string, ConservationProbe> probe, Func<RssMonitor?> rss, CancellationToken ct)
+        Func<string, ConservationProbe> probe, string connectionString, int? serverPid, CancellationToken ct)
     {
         Log($"{name}: creating ledger {ledgerCode} and {accounts.Length + 1} accounts");
         var ledgerId = await client.CreateLedgerAsync(ledgerCode, ct);
         await client.CreateAccountsAsync(ledgerCode, [.. accounts, hot], concurrency: 16, ct);
-        return new Side(name, new Workload(client, accounts, hot), probe(ledgerId), rss);
+        return new Side(name, new Workload(client, accounts, hot), probe(ledgerId), connectionString, serverPid);
     }
 
     static async Task<RunResult> RunAsync(RunPlan run, Side side, string tag, BenchOptions o, CancellationToken ct)
     {
-        var rss = side.StartRss();
+        CpuMonitor? cpu = null;
+        WaitSampler? sampler = null;
+        CpuUse? cpuUse = null;
+        IReadOnlyDictionary<string, double>? waits = null;
+        void Start()
+        {
+            cpu = CpuMonitor.Start(side.ServerPid);
+            sampler = WaitSampler.Start(side.ConnectionString);
+        }
+        async Task Stop()
+        {
+            cpuUse = cpu!.Stop();
+            waits = await sampler!.StopAsync();
+            await sampler.DisposeAsync();
+        }
+        await using var rss = side.ServerPid is int pid ? RssMonitor.Start(pid) : null;
         var stats = await LoadRunner.RunAsync(run.Clients, TimeSpan.FromSeconds(o.WarmupSeconds), TimeSpan.FromSeconds(o.Seconds),
-            run.Warmup(side.Workload, tag + "w"), run.Measured(side.Workload, tag + "m"), ct);
+            run.Warmup(side.Workload, tag + "w"), run.Measured(side.Workload, tag + "m"), ct, onMeasureStart: Start, onMeasureEnd: Stop);
         double? peak = rss is null ? null : await rss.StopAsync();
-        if (rss is not null) await rss.DisposeAsync();
         side.Acknowledged += stats.AckedAmount;
         side.AnswersLost |= stats.Uncertain;
         var conservation = await side.Probe.CheckAsync(side.Acknowledged, side.AnswersLost, ct);
-        return new RunResult(run.Scenario, run.Name, side.Name, run.Clients, run.BatchSize, stats, conservation, peak);
+        return new RunResult(run.Scenario, run.Name, side.Name, run.Clients, run.BatchSize, stats, conservation, peak, cpuUse!, waits!);
     }
 
     static List<RunPlan> Plan(BenchOptions o)

@@ -48,7 +48,8 @@ public sealed record RunStats(
 /// was acknowledged divided by that wall time, so long requests (batches of 8,000 on a slow server) count fully.</summary>
 public static class LoadRunner
 {
-    public static async Task<RunStats> RunAsync(int clients, TimeSpan warmup, TimeSpan duration, Operation warmupOp, Operation op, CancellationToken ct)
+    public static async Task<RunStats> RunAsync(int clients, TimeSpan warmup, TimeSpan duration, Operation warmupOp, Operation op, CancellationToken ct,
+        Action? onMeasureStart = null, Func<Task>? onMeasureEnd = null)
     {
         var states = Enumerable.Range(0, clients).Select(i => new ClientState(new Client(i, 7919 * (i + 1)))).ToArray();
         if (warmup > TimeSpan.Zero)
@@ -56,10 +57,12 @@ public static class LoadRunner
             var warmupEnd = Stopwatch.GetTimestamp() + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
             await Task.WhenAll(states.Select(s => Task.Run(() => LoopAsync(s, warmupOp, warmupEnd, measure: false, ct), ct)));
         }
+        onMeasureStart?.Invoke();
         var start = Stopwatch.GetTimestamp();
         var end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         await Task.WhenAll(states.Select(s => Task.Run(() => LoopAsync(s, op, end, measure: true, ct), ct)));
         var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        if (onMeasureEnd is not null) await onMeasureEnd();
         return Summarize(states, elapsed);
     }
 

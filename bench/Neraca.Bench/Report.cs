@@ -67,8 +67,12 @@ public static class Report
         var unit = r.Scenario == ScenarioNames.Read ? "ops/s" : "transfers/s";
         var rss = r.PeakRssMiB is double m ? $", peak RSS {m:0} MiB" : "";
         var errors = s.Errors.Count == 0 ? "" : " (" + string.Join(", ", s.Errors.OrderByDescending(e => e.Value).Take(3).Select(e => $"{e.Key}: {e.Value}")) + ")";
+        var c = r.Cpu;
+        var cpu = $"\n{"",30}CPU cores: busy {c.BusyCores:0.00} of {c.Cores} = server {(c.ServerCores is double sc ? sc.ToString("0.00", CultureInfo.InvariantCulture) : "-")}"
+            + $" + bench {c.BenchCores:0.00} + other/PostgreSQL {c.OtherCores:0.00}; PostgreSQL backends: "
+            + string.Join(", ", r.PgWaits.Select(w => $"{w.Key} {w.Value:0.0}"));
         return $"{r.Side,-8} {r.Run,-20} {Format(Throughput(r)),10} {unit}  p50 {s.P50Ms:0.0} p95 {s.P95Ms:0.0} p99 {s.P99Ms:0.0} max {s.MaxMs:0.0} ms"
-            + $"  errors {s.Failed}{errors}  conservation {(r.Conservation.Ok ? "ok" : "FAILED: " + r.Conservation.Detail)}{rss}";
+            + $"  errors {s.Failed}{errors}  conservation {(r.Conservation.Ok ? "ok" : "FAILED: " + r.Conservation.Detail)}{rss}{cpu}";
     }
 
     public static void Print(BenchReport report)
