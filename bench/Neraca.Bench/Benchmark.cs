@@ -5,8 +5,11 @@ using Neraca.Tests.Infrastructure;
 namespace Neraca.Bench;
 
 /// <summary>One system under test: Neraca or the naive baseline, with its ledger, accounts and conservation probe.</summary>
-public sealed class Side(string name, Workload workload, ConservationProbe probe, string connectionString, int? serverPid)
+public sealed class Side(string name, Workload workload, ConservationProbe probe, string connectionString, int? serverPid, int? postmasterPid)
 {
+    /// <summary>PostgreSQL's postmaster when it runs on this machine (for its CPU), else null.</summary>
+    public int? PostmasterPid { get; } = postmasterPid;
+
     public string Name { get; } = name;
     public Workload Workload { get; } = workload;
     public ConservationProbe Probe { get; } = probe;
@@ -62,8 +65,10 @@ public static class Benchmark
                 }
             }
             var ledgerCode = "bench-" + stamp;
-            var accounts = Enumerable.Range(0, o.Accounts).Select(i => "a" + i.ToString(CultureInfo.InvariantCulture)).ToArray();
-            const string hot = "hot";
+            // Ids unique per invocation, so runs against the same --target never collide.
+            var prefix = Base36(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            var accounts = Enumerable.Range(0, o.Accounts).Select(i => $"{prefix}.{i.ToString(CultureInfo.InvariantCulture)}").ToArray();
+            var hot = prefix + ".hot";
 
             if (o.Neraca)
             {
@@ -90,7 +95,7 @@ public static class Benchmark
             {
                 foreach (var side in sides)
                 {
-                    var result = await RunAsync(plan[i], side, $"r{i.ToString(CultureInfo.InvariantCulture)}{side.Name[0]}", o, ct);
+                    var result = await RunAsync(plan[i], side, $"{prefix}r{i.ToString(CultureInfo.InvariantCulture)}{side.Name[0]}", o, ct);
                     results.Add(result);
                     Log(Report.Line(result));
                 }
@@ -122,7 +127,14 @@ public static class Benchmark
         Log($"{name}: creating ledger {ledgerCode} and {accounts.Length + 1} accounts");
         var ledgerId = await client.CreateLedgerAsync(ledgerCode, ct);
         await client.CreateAccountsAsync(ledgerCode, [.. accounts, hot], concurrency: 16, ct);
-        return new Side(name, new Workload(client, accounts, hot), probe(ledgerId), connectionString, serverPid);
+        var side = new Side(name, new Workload(client, accounts, hot), probe(ledgerId), connectionString, serverPid,
+            await CpuMonitor.FindPostmasterAsync(connectionString, ct));
+        Log($"{name}: priming (one transfer into every account, so no run pays for a cold cache)");
+        var primed = await side.Workload.PrimeAsync(hot + ".p", ct);
+        side.Acknowledged += primed.AckedAmount;
+        side.AnswersLost |= primed.Uncertain;
+        if (primed.Failed > 0) throw new InvalidOperationException($"{name}: priming failed: {primed.Error}");
+        return side;
     }
 
     static async Task<RunResult> RunAsync(RunPlan run, Side side, string tag, BenchOptions o, CancellationToken ct)
@@ -133,7 +145,8 @@ public static class Benchmark
         IReadOnlyDictionary<string, double>? waits = null;
         void Start()
         {
-            cpu = CpuMonitor.Start(side.ServerPid);
+            Log($"{side.Name} {run.Name}: measuring for {o.Seconds.ToString(CultureInfo.InvariantCulture)} s");
+            cpu = CpuMonitor.Start(side.ServerPid, side.PostmasterPid);
             sampler = WaitSampler.Start(side.ConnectionString);
         }
         async Task Stop()
@@ -177,6 +190,14 @@ public static class Benchmark
             }
         }
         return plan;
+    }
+
+    static string Base36(long value)
+    {
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        var text = "";
+        for (; value > 0; value /= 36) text = digits[(int)(value % 36)] + text;
+        return text;
     }
 
     static string RepoRoot()

@@ -5,26 +5,43 @@ using Npgsql;
 namespace Neraca.Bench;
 
 /// <summary>Where the machine's CPU went during a run, in cores: the Neraca server process, the benchmark process
-/// (load generator, plus the baseline server when it is the side measured), and everything else (PostgreSQL).</summary>
-public sealed record CpuUse(double Cores, double BusyCores, double? ServerCores, double BenchCores, double OtherCores);
+/// (load generator, plus the baseline server when it is the side measured), PostgreSQL (the postmaster and all its
+/// children, when the benchmark can see its processes), and everything else on the machine.</summary>
+public sealed record CpuUse(double Cores, double BusyCores, double? ServerCores, double BenchCores, double? PostgresCores, double OtherCores);
 
 /// <summary>Reads <c>/proc/stat</c> and <c>/proc/PID/stat</c> at the start and end of a run.</summary>
 public sealed class CpuMonitor
 {
     readonly int? _serverPid;
+    readonly int? _postmasterPid;
+    readonly long _postgres;
     readonly long _start = Stopwatch.GetTimestamp();
     readonly (long Busy, long Total) _machine = Machine();
     readonly long _server;
     readonly long _bench;
 
-    CpuMonitor(int? serverPid)
+    CpuMonitor(int? serverPid, int? postmasterPid)
     {
         _serverPid = serverPid;
+        _postmasterPid = postmasterPid;
+        _postgres = postmasterPid is int pm ? PostgresTicks(pm) : 0;
         _server = serverPid is int p ? ProcessTicks(p) : 0;
         _bench = ProcessTicks(Environment.ProcessId);
     }
 
-    public static CpuMonitor Start(int? serverPid) => new(serverPid);
+    public static CpuMonitor Start(int? serverPid, int? postmasterPid) => new(serverPid, postmasterPid);
+
+    /// <summary>The postmaster of the server behind <paramref name="connectionString"/> if it runs on this machine (the
+    /// parent of our backend), else null.</summary>
+    public static async Task<int?> FindPostmasterAsync(string connectionString, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand("SELECT pg_backend_pid()", connection);
+        var backend = (int)(await command.ExecuteScalarAsync(ct))!;
+        var fields = StatFields(backend);
+        return fields is null ? null : int.Parse(fields[1], CultureInfo.InvariantCulture);
+    }
 
     public CpuUse Stop()
     {
@@ -37,7 +54,9 @@ public sealed class CpuMonitor
         var busy = busyShare * Environment.ProcessorCount;
         double? server = _serverPid is int p ? Cores(ProcessTicks(p) - _server) : null;
         var bench = Cores(ProcessTicks(Environment.ProcessId) - _bench);
-        return new CpuUse(Environment.ProcessorCount, Round(busy), server is double s ? Round(s) : null, Round(bench), Round(Math.Max(0, busy - bench - (server ?? 0))));
+        double? postgres = _postmasterPid is int pm ? Cores(PostgresTicks(pm) - _postgres) : null;
+        return new CpuUse(Environment.ProcessorCount, Round(busy), server is double s ? Round(s) : null, Round(bench),
+            postgres is double pg ? Round(pg) : null, Round(Math.Max(0, busy - bench - (server ?? 0) - (postgres ?? 0))));
     }
 
     static double Round(double v) => Math.Round(v, 2);
@@ -58,19 +77,43 @@ public sealed class CpuMonitor
         }
     }
 
-    static long ProcessTicks(int pid)
+    /// <summary>The fields of <c>/proc/PID/stat</c> after the command: [0] state, [1] ppid, [11] utime, [12] stime,
+    /// [13] cutime, [14] cstime (fields 3, 4, 14-17 of man 5 proc).</summary>
+    static string[]? StatFields(int pid)
     {
         try
         {
             var text = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-            // After the command: state is field 3; utime and stime are fields 14 and 15 (1-based, man 5 proc).
-            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return text[(text.LastIndexOf(')') + 2)..].Split(' ');
         }
         catch (IOException)
         {
-            return 0;
+            return null;
         }
+    }
+
+    static long Ticks(string[] f, int from, int count)
+    {
+        long sum = 0;
+        for (var i = from; i < from + count; i++) sum += long.Parse(f[i], CultureInfo.InvariantCulture);
+        return sum;
+    }
+
+    static long ProcessTicks(int pid) => StatFields(pid) is { } f ? Ticks(f, 11, 2) : 0;
+
+    /// <summary>CPU of the postmaster, of its live children, and of its exited children (cutime and cstime), so backends
+    /// that come and go during a run are counted.</summary>
+    static long PostgresTicks(int postmaster)
+    {
+        if (StatFields(postmaster) is not { } pm) return 0;
+        var sum = Ticks(pm, 11, 4);
+        var parent = postmaster.ToString(CultureInfo.InvariantCulture);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
+            if (StatFields(pid) is { } f && f[1] == parent) sum += Ticks(f, 11, 2);
+        }
+        return sum;
     }
 }
 

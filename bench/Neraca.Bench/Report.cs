@@ -61,18 +61,29 @@ public static class Report
 
     static double Throughput(RunResult r) => r.Scenario == ScenarioNames.Read ? r.Stats.OpsPerSecond : r.Stats.TransfersPerSecond;
 
+    /// <summary>CPU the system under test and the load generator spent per transfer (or operation), in microseconds:
+    /// unlike throughput it does not depend on what else the machine was running.</summary>
+    public static double? CpuMicrosPerOp(RunResult r)
+    {
+        var c = r.Cpu;
+        if (c.PostgresCores is not double pg || Throughput(r) <= 0) return null;
+        return (c.BenchCores + (c.ServerCores ?? 0) + pg) * 1e6 / Throughput(r);
+    }
+
     public static string Line(RunResult r)
     {
         var s = r.Stats;
         var unit = r.Scenario == ScenarioNames.Read ? "ops/s" : "transfers/s";
         var rss = r.PeakRssMiB is double m ? $", peak RSS {m:0} MiB" : "";
+        var cpuPerOp = CpuMicrosPerOp(r) is double us ? $", {us:0} CPU-us/op" : "";
         var errors = s.Errors.Count == 0 ? "" : " (" + string.Join(", ", s.Errors.OrderByDescending(e => e.Value).Take(3).Select(e => $"{e.Key}: {e.Value}")) + ")";
         var c = r.Cpu;
         var cpu = $"\n{"",30}CPU cores: busy {c.BusyCores:0.00} of {c.Cores} = server {(c.ServerCores is double sc ? sc.ToString("0.00", CultureInfo.InvariantCulture) : "-")}"
-            + $" + bench {c.BenchCores:0.00} + other/PostgreSQL {c.OtherCores:0.00}; PostgreSQL backends: "
+            + $" + bench {c.BenchCores:0.00} + PostgreSQL {(c.PostgresCores is double pg ? pg.ToString("0.00", CultureInfo.InvariantCulture) : "-")}"
+            + $" + rest of the machine {c.OtherCores:0.00}; PostgreSQL backends: "
             + string.Join(", ", r.PgWaits.Select(w => $"{w.Key} {w.Value:0.0}"));
         return $"{r.Side,-8} {r.Run,-20} {Format(Throughput(r)),10} {unit}  p50 {s.P50Ms:0.0} p95 {s.P95Ms:0.0} p99 {s.P99Ms:0.0} max {s.MaxMs:0.0} ms"
-            + $"  errors {s.Failed}{errors}  conservation {(r.Conservation.Ok ? "ok" : "FAILED: " + r.Conservation.Detail)}{rss}{cpu}";
+            + $"  errors {s.Failed}{errors}  conservation {(r.Conservation.Ok ? "ok" : "FAILED: " + r.Conservation.Detail)}{rss}{cpuPerOp}{cpu}";
     }
 
     public static void Print(BenchReport report)
@@ -81,12 +92,12 @@ public static class Report
         var m = report.Machine;
         sb.AppendLine(CultureInfo.InvariantCulture, $"\nMachine: {m.Cpu}, {m.Cores} cores, {m.MemoryGiB:0.0} GiB; {m.Os}; {m.Dotnet}; {m.Postgres} ({m.Durability}); commit {m.Commit}");
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"\n{"run",-20} {"side",-8} {"per s",10} {"p50 ms",8} {"p95 ms",8} {"p99 ms",8} {"max ms",8} {"errors",7} {"conserved",9} {"RSS MiB",8}");
+            $"\n{"run",-20} {"side",-8} {"per s",10} {"p50 ms",8} {"p95 ms",8} {"p99 ms",8} {"max ms",8} {"errors",7} {"conserved",9} {"RSS MiB",8} {"CPU-us/op",9} {"others' cores",13}");
         foreach (var r in report.Results)
         {
             var s = r.Stats;
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"{r.Run,-20} {r.Side,-8} {Format(Throughput(r)),10} {s.P50Ms,8:0.0} {s.P95Ms,8:0.0} {s.P99Ms,8:0.0} {s.MaxMs,8:0.0} {s.Failed,7} {(r.Conservation.Ok ? "yes" : "NO"),9} {(r.PeakRssMiB is double p ? p.ToString("0", CultureInfo.InvariantCulture) : "-"),8}");
+                $"{r.Run,-20} {r.Side,-8} {Format(Throughput(r)),10} {s.P50Ms,8:0.0} {s.P95Ms,8:0.0} {s.P99Ms,8:0.0} {s.MaxMs,8:0.0} {s.Failed,7} {(r.Conservation.Ok ? "yes" : "NO"),9} {(r.PeakRssMiB is double p ? p.ToString("0", CultureInfo.InvariantCulture) : "-"),8} {(CpuMicrosPerOp(r) is double us ? us.ToString("0", CultureInfo.InvariantCulture) : "-"),9} {r.Cpu.OtherCores,13:0.00}");
         }
         sb.AppendLine(CultureInfo.InvariantCulture, $"\n{"run",-20} {"neraca/s",10} {"baseline/s",10} {"ratio",7}");
         foreach (var c in report.Comparisons)
