@@ -13,7 +13,7 @@ public sealed record Comparison(string Run, double Neraca, double? Baseline, dou
 /// <summary>A target of issue #5 and whether this run met it.</summary>
 public sealed record TargetCheck(string Target, string Actual, bool Met);
 
-public sealed record Machine(string Cpu, int Cores, double MemoryGiB, string Os, string Dotnet, string Postgres, string Durability, string Commit);
+public sealed record Machine(string Cpu, int Cores, double MemoryGb, string Os, string Dotnet, string Postgres, string Durability, string Commit);
 
 public sealed record BenchReport(DateTimeOffset At, Machine Machine, BenchOptions Options, IReadOnlyList<RunResult> Results,
     IReadOnlyList<Comparison> Comparisons, IReadOnlyList<TargetCheck> Targets);
@@ -90,7 +90,7 @@ public static class Report
     {
         var sb = new StringBuilder();
         var m = report.Machine;
-        sb.AppendLine(CultureInfo.InvariantCulture, $"\nMachine: {m.Cpu}, {m.Cores} cores, {m.MemoryGiB:0.0} GiB; {m.Os}; {m.Dotnet}; {m.Postgres} ({m.Durability}); commit {m.Commit}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"\nMachine: {m.Cpu}, {m.Cores} cores, {m.MemoryGb:0.0} GiB; {m.Os}; {m.Dotnet}; {m.Postgres} ({m.Durability}); commit {m.Commit}");
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"\n{"run",-20} {"side",-8} {"per s",10} {"p50 ms",8} {"p95 ms",8} {"p99 ms",8} {"max ms",8} {"errors",7} {"conserved",9} {"RSS MiB",8} {"CPU-us/op",9} {"others' cores",13}");
         foreach (var r in report.Results)
