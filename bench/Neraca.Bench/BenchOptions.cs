@@ -63,6 +63,12 @@ public sealed class BenchOptions
 
     readonly List<string> _serverArgs = [];
 
+    /// <summary>Environment variables for the started server (repeatable <c>--server-env NAME=VALUE</c>), e.g.
+    /// <c>DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0</c>.</summary>
+    public IReadOnlyDictionary<string, string> ServerEnvironment => _serverEnvironment;
+
+    readonly Dictionary<string, string> _serverEnvironment = new(StringComparer.Ordinal);
+
     public static string Usage => """
         Usage: dotnet run -c Release --project bench/Neraca.Bench -- [options]
           --scenario all|uniform,hot,batch,read   scenarios (default all)
@@ -79,6 +85,7 @@ public sealed class BenchOptions
                                  measure a running server instead of starting PostgreSQL and Neraca
           --server-dll PATH      server to start (default the Release build of src/Neraca.Server)
           --server-arg ARG       extra argument for the started server (repeatable)
+          --server-env NAME=VAL  environment variable for the started server (repeatable)
           --out FILE             JSON report (default bench/results/bench-UTCSTAMP.json)
         """;
 
@@ -109,6 +116,11 @@ public sealed class BenchOptions
                 case "--tenant": o.Tenant = Value(); break;
                 case "--server-dll": o.ServerDll = Value(); break;
                 case "--server-arg": o._serverArgs.Add(Value()); break;
+                case "--server-env":
+                    var pair = Value().Split('=', 2);
+                    if (pair.Length != 2 || pair[0].Length == 0) throw new ArgumentException("--server-env needs NAME=VALUE");
+                    o._serverEnvironment[pair[0]] = pair[1];
+                    break;
                 case "--out": o.Output = Value(); break;
                 default: throw new ArgumentException($"unknown option {name}");
             }

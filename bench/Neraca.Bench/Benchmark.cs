@@ -60,7 +60,7 @@ public static class Benchmark
                     neracaDb = await pg.CreateDatabaseAsync("bench_neraca");
                     var dll = o.ServerDll ?? Path.Combine(root, "src/Neraca.Server/bin/Release/net10.0/Neraca.Server.dll");
                     Log($"starting {dll}");
-                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, o.ServerArgs, ct);
+                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, o.ServerArgs, o.ServerEnvironment, ct);
                     neracaUrl = server.BaseAddress;
                 }
             }

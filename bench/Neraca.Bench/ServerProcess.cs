@@ -19,7 +19,8 @@ public sealed class ServerProcess : IAsyncDisposable
     public Uri BaseAddress { get; }
     public int Pid => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string dll, string database, string apiKey, IEnumerable<string> extraArgs, CancellationToken ct)
+    public static async Task<ServerProcess> StartAsync(string dll, string database, string apiKey, IEnumerable<string> extraArgs,
+        IReadOnlyDictionary<string, string> environment, CancellationToken ct)
     {
         if (!File.Exists(dll)) throw new FileNotFoundException($"server not built: {dll} (dotnet build -c Release src/Neraca.Server)", dll);
         var port = Neraca.Tests.Infrastructure.ProcessRunner.FreePort();
@@ -28,6 +29,7 @@ public sealed class ServerProcess : IAsyncDisposable
         foreach (var a in (string[])[dll, "serve", "--database", database, "--urls", url, "--bootstrap-api-key", apiKey, "--Logging:LogLevel:Default=Warning"])
             info.ArgumentList.Add(a);
         foreach (var a in extraArgs) info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment) info.Environment[name] = value;
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server");
         var server = new ServerProcess(process, new Uri(url));
         process.OutputDataReceived += (_, e) => server.Keep(e.Data);
