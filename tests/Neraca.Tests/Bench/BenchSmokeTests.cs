@@ -15,14 +15,23 @@ public sealed class BenchSmokeTests(PostgresServerFixture fixture) : IClassFixtu
         var tenant = await fixture.Server.NewTenantAsync();
         var baselineDb = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
         var database = fixture.Server.Services.GetRequiredService<Database>().Postgres!.ConnectionString;
-        var report = Path.Combine(ProcessRunner.NewTempDirectory("bench"), "report.json");
+        var folder = ProcessRunner.NewTempDirectory("bench");
+        var report = Path.Combine(folder, "report.json");
+        string text;
+        try
+        {
+            await ProcessRunner.RunAsync("dotnet", [BenchDll(), "--target", fixture.Server.BaseAddress.ToString(), "--database", database,
+                "--baseline-database", baselineDb, "--api-key", tenant.ApiKey, "--tenant", tenant.Id, "--scenario", "all",
+                "--seconds", "0.3", "--warmup", "0", "--accounts", "40", "--uniform-clients", "1,8", "--clients", "8",
+                "--batch-sizes", "25", "--batch-clients", "2", "--out", report], timeout: TimeSpan.FromMinutes(3));
+            text = await File.ReadAllTextAsync(report, TestContext.Current.CancellationToken);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
 
-        await ProcessRunner.RunAsync("dotnet", [BenchDll(), "--target", fixture.Server.BaseAddress.ToString(), "--database", database,
-            "--baseline-database", baselineDb, "--api-key", tenant.ApiKey, "--tenant", tenant.Id, "--scenario", "all",
-            "--seconds", "0.3", "--warmup", "0", "--accounts", "40", "--uniform-clients", "1,8", "--clients", "8",
-            "--batch-sizes", "25", "--batch-clients", "2", "--out", report], timeout: TimeSpan.FromMinutes(3));
-
-        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(report, TestContext.Current.CancellationToken));
+        using var json = JsonDocument.Parse(text);
         var results = json.RootElement.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(2 * 5, results.Count); // uniform x2, hot, batch, read; on both sides
         foreach (var r in results)
