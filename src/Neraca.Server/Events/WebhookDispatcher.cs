@@ -184,6 +184,12 @@ public sealed partial class WebhookDispatcher : IDisposable
         ct = CancellationToken.None;
         await using var connection = await _database.OpenAsync(ct);
         await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        // The endpoint row first, in every transaction that touches both it and its deliveries (here and when it is
+        // disabled): one lock order, no deadlocks between concurrent results of one endpoint.
+        var failures = await connection.ExecuteScalarAsync<long>(new CommandDefinition(success
+            ? "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE tenant_id = @TenantId AND id = @EndpointId AND consecutive_failures <> 0 RETURNING 0"
+            : "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE tenant_id = @TenantId AND id = @EndpointId RETURNING consecutive_failures",
+            job, tx, cancellationToken: ct));
         var updated = await connection.ExecuteAsync(new CommandDefinition("""
             UPDATE webhook_deliveries
             SET state = @state, attempts = attempts + 1, attempt_count = attempt_count + 1, last_status_code = @status, last_error = @error,
@@ -203,7 +209,7 @@ public sealed partial class WebhookDispatcher : IDisposable
         if (updated == 0)
         {
             // The lease expired and another worker took the delivery over (or the endpoint was disabled/deleted): its
-            // result counts, not ours.
+            // result counts, not ours. Disposing the transaction rolls the failure count back too.
             LogLeaseLost(_logger, job.DeliveryId);
             return;
         }
@@ -220,28 +226,16 @@ public sealed partial class WebhookDispatcher : IDisposable
             error,
             response,
         }, tx, cancellationToken: ct));
-        if (success)
+        if (!success)
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE tenant_id = @TenantId AND id = @EndpointId AND consecutive_failures <> 0",
-                job, tx, cancellationToken: ct));
-        }
-        else
-        {
-            await CountFailureAsync(connection, tx, job, now, ct);
             if (dead) LogDeadLettered(_logger, job.DeliveryId, job.EndpointId, job.TenantId, attempt);
+            if (failures >= _options.WebhookDisableAfterFailures) await DisableAsync(connection, tx, job, failures, now, ct);
         }
         await tx.CommitAsync(ct);
     }
 
-    async Task CountFailureAsync(DbConnection connection, DbTransaction tx, Job job, long now, CancellationToken ct)
+    async Task DisableAsync(DbConnection connection, DbTransaction tx, Job job, long failures, long now, CancellationToken ct)
     {
-        var failures = await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
-            UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1
-            WHERE tenant_id = @TenantId AND id = @EndpointId
-            RETURNING consecutive_failures
-            """, job, tx, cancellationToken: ct));
-        if (failures < _options.WebhookDisableAfterFailures) return;
         var reason = $"{failures} consecutive failed attempts";
         var disabled = await connection.ExecuteAsync(new CommandDefinition("""
             UPDATE webhook_endpoints SET state = 2, disabled_reason = @reason, disabled_at_us = @now
