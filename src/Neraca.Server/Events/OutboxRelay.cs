@@ -10,9 +10,10 @@ namespace Neraca.Events;
 /// deleted, in the same transaction as the deliveries, so a crash anywhere repeats the work (at least once) and never
 /// loses it; consumers deduplicate on the event id.</summary>
 /// <remarks>On PostgreSQL several workers relay at once: each claims outbox rows with <c>FOR UPDATE SKIP LOCKED</c>
-/// and holds them until its transaction ends, so no row is claimed twice. To keep events of one subject (an account,
-/// a transfer) in order across workers, a worker defers any claimed event whose subject has an older outbox row it
-/// did not claim (another worker holds it); it is relayed in a later round, after that one.</remarks>
+/// and holds them until its transaction ends, so no row is claimed twice. To keep the events of one ledger (so of every
+/// account) in order across workers, a worker defers any claimed event whose ledger has an older outbox row it did not
+/// claim (another worker holds it); it is relayed in a later round, after that one. Workers still relay different
+/// ledgers in parallel.</remarks>
 public sealed partial class OutboxRelay(Database database, EventSignals signals, IOptions<EventsOptions> options,
     TimeProvider clock, ILogger<OutboxRelay> logger, RabbitMqPublisher? rabbit = null)
 {
@@ -36,14 +37,14 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
         var events = (await connection.QueryAsync<EventRow>(new CommandDefinition(
             $"SELECT {EventFeed.Columns} FROM events WHERE seq = ANY(@claimed) ORDER BY seq",
             new { claimed }, tx, cancellationToken: ct))).AsList();
-        var subjects = events.Select(e => e.Subject).Distinct().ToArray();
-        var blockers = (await connection.QueryAsync<(string TenantId, string Subject, long Seq)>(new CommandDefinition("""
-            SELECT e.tenant_id, e.subject, min(o.event_seq) FROM outbox o JOIN events e ON e.seq = o.event_seq
-            WHERE o.event_seq < @last AND NOT (o.event_seq = ANY(@claimed)) AND e.subject = ANY(@subjects)
-            GROUP BY e.tenant_id, e.subject
-            """, new { last = claimed[^1], claimed, subjects }, tx, cancellationToken: ct)))
-            .ToDictionary(b => (b.TenantId, b.Subject), b => b.Seq);
-        var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, e.Subject), out var first) || e.Seq < first).ToList();
+        var streams = events.Select(Stream).Distinct().ToArray();
+        var blockers = (await connection.QueryAsync<(string TenantId, string Stream, long Seq)>(new CommandDefinition("""
+            SELECT e.tenant_id, COALESCE(e.ledger_id, e.subject), min(o.event_seq) FROM outbox o JOIN events e ON e.seq = o.event_seq
+            WHERE o.event_seq < @last AND NOT (o.event_seq = ANY(@claimed)) AND COALESCE(e.ledger_id, e.subject) = ANY(@streams)
+            GROUP BY e.tenant_id, COALESCE(e.ledger_id, e.subject)
+            """, new { last = claimed[^1], claimed, streams }, tx, cancellationToken: ct)))
+            .ToDictionary(b => (b.TenantId, b.Stream), b => b.Seq);
+        var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
         if (ready.Count == 0) return 0;
 
         await FanOutAsync(connection, tx, ready, ct);
@@ -53,6 +54,9 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
         await tx.CommitAsync(ct);
         return ready.Count;
     }
+
+    /// <summary>The unit of ordering across relays: the ledger, or the subject of an event outside any ledger.</summary>
+    static string Stream(EventRow e) => e.LedgerId ?? e.Subject;
 
     /// <summary>SQLite is the single-node embedded store: one relay, and one writer at a time. It reads without holding
     /// the write lock, publishes, then records the fan-out and deletes the rows in one short write transaction.</summary>
@@ -93,16 +97,17 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
             foreach (var endpoint in endpoints[e.TenantId])
             {
                 if (!endpoint.EventTypes.Split(' ').Any(p => EventTypes.Matches(p, e.Type))) continue;
-                rows.Add(new DeliveryInsert("whd_" + Ids.NewUlid(), e.TenantId, endpoint.Id, e.Seq, e.Subject, now));
+                var (key, key2) = OrderingKeys(e);
+                rows.Add(new DeliveryInsert("whd_" + Ids.NewUlid(), e.TenantId, endpoint.Id, e.Seq, key, key2, now));
             }
         }
         if (rows.Count == 0) return;
         if (database.Kind == StoreKind.Postgres)
         {
             await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, state, next_attempt_at_us, created_at_us)
-                SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, 1, @now, @now
-                FROM unnest(@ids, @tenantIds, @endpointIds, @seqs, @keys) AS d (id, tenant_id, endpoint_id, event_seq, ordering_key)
+                INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
+                SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, 1, @now, @now
+                FROM unnest(@ids, @tenantIds, @endpointIds, @seqs, @keys, @keys2) AS d (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2)
                 ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
                 """, new
             {
@@ -112,17 +117,39 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
                 endpointIds = rows.Select(r => r.EndpointId).ToArray(),
                 seqs = rows.Select(r => r.EventSeq).ToArray(),
                 keys = rows.Select(r => r.OrderingKey).ToArray(),
+                keys2 = rows.Select(r => r.OrderingKey2).ToArray(),
             }, tx, cancellationToken: ct));
             return;
         }
         await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, state, next_attempt_at_us, created_at_us)
-            VALUES (@Id, @TenantId, @EndpointId, @EventSeq, @OrderingKey, 1, @NowUs, @NowUs)
+            INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
+            VALUES (@Id, @TenantId, @EndpointId, @EventSeq, @OrderingKey, @OrderingKey2, 1, @NowUs, @NowUs)
             ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
             """, rows, tx, cancellationToken: ct));
     }
 
-    sealed record DeliveryInsert(string Id, string TenantId, string EndpointId, long EventSeq, string OrderingKey, long NowUs);
+    sealed record DeliveryInsert(string Id, string TenantId, string EndpointId, long EventSeq, string OrderingKey, string? OrderingKey2, long NowUs);
+
+    /// <summary>What a delivery must stay in order with: a transfer event with the other events of its two accounts,
+    /// anything else with the other events of its subject (an account's own events have the account as subject).</summary>
+    internal static (string Key, string? Key2) OrderingKeys(EventRow e)
+    {
+        if (!e.Type.StartsWith("transfer.", StringComparison.Ordinal)) return (e.Subject, null);
+        try
+        {
+            using var payload = System.Text.Json.JsonDocument.Parse(e.Payload);
+            var root = payload.RootElement;
+            if (root.ValueKind == System.Text.Json.JsonValueKind.Object
+                && root.TryGetProperty("debit_account", out var debit) && debit.ValueKind == System.Text.Json.JsonValueKind.String
+                && root.TryGetProperty("credit_account", out var credit) && credit.ValueKind == System.Text.Json.JsonValueKind.String)
+                return (debit.GetString()!, credit.GetString());
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not the ledger's transfer shape: order by subject.
+        }
+        return (e.Subject, null);
+    }
 
     /// <summary>The relay loop of the worker role: relays while there is work, then sleeps until NOTIFY or the poll
     /// interval; after a failure (broker down, database error) it backs off up to <see cref="EventsOptions.RelayRetryDelayMaxMs"/>.</summary>

@@ -13,8 +13,9 @@ namespace Neraca.Events;
 /// <see cref="EventsOptions.WebhookAttemptsMax"/> attempts. An endpoint that fails
 /// <see cref="EventsOptions.WebhookDisableAfterFailures"/> times in a row is disabled and the tenant gets a
 /// <c>webhook.endpoint.disabled</c> event.</summary>
-/// <remarks>Deliveries of one subject to one endpoint go out one at a time in event order: a delivery is claimed only
-/// when no older pending delivery of the same subject exists for that endpoint. A worker that dies mid-send loses its
+/// <remarks>Deliveries that touch one account (or, for events about no account, one subject) go out to an endpoint
+/// one at a time in event order: a delivery is claimed only when no older pending delivery of that endpoint shares
+/// one of its ordering keys (a transfer event has two: its debit and credit accounts). A worker that dies mid-send loses its
 /// lease after <see cref="EventsOptions.WebhookLeaseMs"/>; another worker sends the delivery again (at least once).</remarks>
 public sealed partial class WebhookDispatcher : IDisposable
 {
@@ -76,8 +77,8 @@ public sealed partial class WebhookDispatcher : IDisposable
                 JOIN webhook_endpoints w ON w.tenant_id = c.tenant_id AND w.id = c.endpoint_id
                 WHERE c.state = 1 AND c.next_attempt_at_us <= @now AND c.lease_until_us <= @now AND w.state = 1
                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                                  WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id AND p.ordering_key = c.ordering_key
-                                    AND p.state = 1 AND p.event_seq < c.event_seq)
+                                  WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id AND p.state = 1 AND p.event_seq < c.event_seq
+                                    AND (p.ordering_key IN (c.ordering_key, c.ordering_key2) OR p.ordering_key2 IN (c.ordering_key, c.ordering_key2)))
                 ORDER BY c.next_attempt_at_us, c.event_seq
                 LIMIT @take{(postgres ? " FOR UPDATE OF c SKIP LOCKED" : "")})
             RETURNING id

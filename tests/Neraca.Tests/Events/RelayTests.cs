@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Neraca.Events;
 using Neraca.Storage;
@@ -25,40 +26,41 @@ public sealed class RelayTests
         // Slow enough that the kill lands while deliveries are in flight.
         receiver.Respond = async _ =>
         {
-            await Task.Delay(20);
+            await Task.Delay(10);
             return 200;
         };
         var first = await NeracaServer.StartAsync(database, EventsTestKit.FastWorkerArgs);
         var tenant = await first.NewTenantAsync();
         var created = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url = receiver.Url, event_types = new[] { "*" } });
         Assert.Equal(System.Net.HttpStatusCode.Created, created.Response.StatusCode);
-
-        var subjects = new[] { "acc_a", "acc_b", "acc_c", "acc_d" };
-        var ids = new List<string>();
-        for (var batch = 0; batch < 10; batch++)
-            ids.AddRange(await EventsTestKit.AppendAsync(first, tenant.Id,
-                Enumerable.Range(0, 20).Select(i => (EventTypes.TransferPosted, subjects[i % subjects.Length])).ToArray()));
+        var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 4);
+        for (var batch = 0; batch < 4; batch++) await TransferLoad.TopUpsAsync(ledger, wallets, 50);
 
         await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count >= 20, "deliveries did not start");
         await KillAsync(first);
         var atKill = receiver.Accepted.Count;
-        Assert.True(atKill < ids.Count, "everything was delivered before the kill; the test proves nothing");
 
-        // Events committed while no worker runs wait in the outbox.
+        // Transfers committed while no worker runs wait in the outbox.
         var restarted = await NeracaServer.StartAsync(database, EventsTestKit.FastWorkerArgs);
         await using var _ = restarted;
-        ids.AddRange(await EventsTestKit.AppendAsync(restarted, tenant.Id, (EventTypes.TransferPosted, "acc_a"), (EventTypes.AccountCreated, "acc_e")));
+        await TransferLoad.TopUpsAsync(new Ledger.LedgerClient(restarted.CreateClient(tenant.ApiKey)), wallets, 10);
+        var events = await TransferLoad.EventsAsync(restarted, tenant.Id);
+        Assert.Equal(5 + 210, events.Count); // 5 accounts, 210 transfers: one event each
+        Assert.True(atKill < events.Count, "everything was delivered before the kill; the test proves nothing");
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count == ids.Count, $"only {receiver.Accepted.Count} of {ids.Count} events were delivered", timeoutSeconds: 60);
-        Assert.Equal(ids.Order(StringComparer.Ordinal), receiver.Accepted.Order(StringComparer.Ordinal));
+        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count == events.Count,
+            $"only {receiver.Accepted.Count} of {events.Count} events were delivered", timeoutSeconds: 90);
+        Assert.Equal(events.Select(e => e.Id).Order(StringComparer.Ordinal), receiver.Accepted.Order(StringComparer.Ordinal));
         Assert.Equal(0, await EventsTestKit.OutboxCountAsync(restarted));
 
-        // Per subject, the deduplicating consumer saw events in the order they were committed.
-        var order = ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
-        var bodies = receiver.Requests.GroupBy(r => r.EventId).ToDictionary(g => g.Key, g => (string)System.Text.Json.Nodes.JsonNode.Parse(g.First().Body)!["subject"]!);
-        foreach (var subject in subjects)
+        // Per account, the deduplicating consumer saw the events touching it in commit order.
+        var position = events.Select((e, i) => (e.Id, i)).ToDictionary(x => x.Id, x => x.i);
+        var touches = events.ToDictionary(e => e.Id, e => e.Type == EventTypes.AccountCreated
+            ? [e.Subject]
+            : new[] { (string)JsonNode.Parse(e.Payload)!["debit_account"]!, (string)JsonNode.Parse(e.Payload)!["credit_account"]! });
+        foreach (var account in wallets.Append("bank"))
         {
-            var seen = receiver.Accepted.Where(id => bodies[id] == subject).Select(id => order[id]).ToList();
+            var seen = receiver.Accepted.Where(id => touches[id].Contains(account)).Select(id => position[id]).ToList();
             Assert.Equal(seen.Order(), seen);
         }
     }
@@ -70,7 +72,6 @@ public sealed class RelayTests
         // No worker role: the test drives two relays by hand, concurrently, on one database.
         await using var server = await NeracaServer.StartAsync(database, "--role", "api");
         var tenant = await server.NewTenantAsync();
-        await using var receiver = await WebhookReceiver.StartAsync();
         var secondServer = await NeracaServer.StartAsync(database, "--role", "api", "--Events:RelayBatchSizeMax=7");
         await using var __ = secondServer;
         var created = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url = "https://8.8.8.8/hook", event_types = new[] { "*" } });

@@ -37,7 +37,8 @@ CREATE TABLE webhook_deliveries (
     tenant_id text NOT NULL,
     endpoint_id text NOT NULL,
     event_seq bigint NOT NULL REFERENCES events (seq),
-    ordering_key text NOT NULL,                -- the event's subject: deliveries of one subject go out in order
+    ordering_key text NOT NULL,                -- what must stay in order: the account(s) a transfer event touches,
+    ordering_key2 text NULL,                   -- else the event's subject; one delivery per key in flight per endpoint
     state smallint NOT NULL,                   -- 1 pending, 2 delivered, 3 dead (the dead-letter queue)
     attempts integer NOT NULL DEFAULT 0,       -- attempts since created or last replayed (drives backoff and the DLQ)
     attempt_count integer NOT NULL DEFAULT 0,  -- all attempts ever (numbers webhook_attempts)
@@ -54,6 +55,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at_us) WHERE state = 1;
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (tenant_id, endpoint_id, ordering_key, event_seq) WHERE state = 1;
+CREATE INDEX webhook_deliveries_order2 ON webhook_deliveries (tenant_id, endpoint_id, ordering_key2, event_seq) WHERE state = 1 AND ordering_key2 IS NOT NULL;
 CREATE INDEX webhook_deliveries_list ON webhook_deliveries (tenant_id, endpoint_id, id);
 CREATE INDEX webhook_deliveries_dead ON webhook_deliveries (tenant_id, endpoint_id, id) WHERE state = 3;
 
