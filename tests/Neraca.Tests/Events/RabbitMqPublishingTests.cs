@@ -73,15 +73,13 @@ public sealed class RabbitMqPublishingTests
         var queue = await BindQueueAsync(rabbit, exchange);
         var tenant = await server.NewTenantAsync();
 
-        var ids = new List<string>();
-        for (var i = 0; i < 5; i++)
-            ids.AddRange(await EventsTestKit.AppendAsync(server, tenant.Id, Enumerable.Range(0, 20).Select(n => (EventTypes.TransferPosted, $"acc_{n % 3}")).ToArray()));
+        var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 3);
+        for (var i = 0; i < 5; i++) await TransferLoad.TopUpsAsync(ledger, wallets, 20);
 
         await rabbit.StopAppAsync();
         try
         {
-            for (var i = 0; i < 5; i++)
-                ids.AddRange(await EventsTestKit.AppendAsync(server, tenant.Id, Enumerable.Range(0, 20).Select(n => (EventTypes.TransferPosted, $"acc_{n % 3}")).ToArray()));
+            for (var i = 0; i < 5; i++) await TransferLoad.TopUpsAsync(ledger, wallets, 20);
             // Nothing can be confirmed while the broker is down, so these wait in the outbox.
             Assert.True(await EventsTestKit.OutboxCountAsync(server) > 0);
             await EventsTestKit.EventuallyAsync(() => EventsTestKit.ReadGauge(server, "neraca.outbox.lag") > 0, "the outbox lag gauge did not rise");
@@ -90,8 +88,9 @@ public sealed class RabbitMqPublishingTests
         {
             await rabbit.StartAppAsync();
         }
-        for (var i = 0; i < 3; i++)
-            ids.AddRange(await EventsTestKit.AppendAsync(server, tenant.Id, Enumerable.Range(0, 20).Select(n => (EventTypes.TransferPosted, $"acc_{n % 3}")).ToArray()));
+        for (var i = 0; i < 3; i++) await TransferLoad.TopUpsAsync(ledger, wallets, 20);
+        var ids = (await TransferLoad.EventsAsync(server, tenant.Id)).Select(e => e.Id).ToList();
+        Assert.Equal(4 + 13 * 20, ids.Count);
 
         await EventsTestKit.EventuallyAsync(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "publishing did not resume", timeoutSeconds: 60);
         var received = await DrainAsync(rabbit, queue);
