@@ -64,6 +64,8 @@ public sealed partial class WebhookDispatcher : IDisposable
         return claimed.Count;
     }
 
+    /// <summary>Claims at most one delivery per sending slot, so every claimed delivery starts at once and its lease
+    /// only has to outlast one timeout.</summary>
     async Task<List<Job>> ClaimAsync(string token, CancellationToken ct)
     {
         var now = Now;
@@ -84,7 +86,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             RETURNING id
             """;
         var ids = (await connection.QueryAsync<string>(new CommandDefinition(sql,
-            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax * 4 }, tx, cancellationToken: ct))).ToArray();
+            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax }, tx, cancellationToken: ct))).ToArray();
         if (ids.Length == 0)
         {
             await tx.CommitAsync(ct);
