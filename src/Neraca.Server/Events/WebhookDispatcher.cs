@@ -22,6 +22,10 @@ public sealed partial class WebhookDispatcher : IDisposable
     const int ResponseBodyMaxChars = 1024;
     const int ErrorMaxChars = 500;
 
+    /// <summary>Due deliveries per endpoint one claim looks at. Bounds the cost of a claim; a delivery further back
+    /// waits until the ones ahead of it are sent (they are older, so they go first anyway).</summary>
+    const int ClaimWindowRows = 200;
+
     readonly Database _database;
     readonly EventSignals _signals;
     readonly EventsOptions _options;
@@ -72,21 +76,53 @@ public sealed partial class WebhookDispatcher : IDisposable
         var postgres = _database.Kind == StoreKind.Postgres;
         await using var connection = await _database.OpenAsync(ct);
         await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        // Per enabled endpoint, its oldest due deliveries (a bounded window: a claim costs the same with a backlog of
+        // millions, and an endpoint that is down with a deep backlog cannot crowd out the others), minus those that
+        // must wait for an older pending delivery sharing one of their ordering keys (index probes, one per key pair).
+        // The CTEs are materialized so that the plan keeps this shape even before statistics catch up with a burst.
+        var window = postgres
+            ? """
+              SELECT x.id, x.tenant_id, x.endpoint_id, x.event_seq, x.ordering_key, x.ordering_key2, x.next_attempt_at_us
+              FROM webhook_endpoints w CROSS JOIN LATERAL (
+                  SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+                  FROM webhook_deliveries d
+                  WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 1
+                    AND d.next_attempt_at_us <= @now AND d.lease_until_us <= @now
+                  ORDER BY d.event_seq LIMIT @window) x
+              WHERE w.state = 1
+              """
+            : """
+              SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+              FROM webhook_endpoints w JOIN webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.endpoint_id = w.id
+              WHERE w.state = 1 AND d.id IN (
+                  SELECT y.id FROM webhook_deliveries y
+                  WHERE y.tenant_id = w.tenant_id AND y.endpoint_id = w.id AND y.state = 1
+                    AND y.next_attempt_at_us <= @now AND y.lease_until_us <= @now
+                  ORDER BY y.event_seq LIMIT @window)
+              """;
         var sql = $"""
+            WITH due AS MATERIALIZED ({window}),
+            ready AS MATERIALIZED (
+                SELECT c.id, c.next_attempt_at_us, c.event_seq FROM due c
+                WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
+                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key2 = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
+                  AND (c.ordering_key2 IS NULL OR (
+                      NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq)
+                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key2 = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq))))
             UPDATE webhook_deliveries SET lease_until_us = @leaseUntil, lease_token = @token
             WHERE id IN (
-                SELECT c.id FROM webhook_deliveries c
-                JOIN webhook_endpoints w ON w.tenant_id = c.tenant_id AND w.id = c.endpoint_id
-                WHERE c.state = 1 AND c.next_attempt_at_us <= @now AND c.lease_until_us <= @now AND w.state = 1
-                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                                  WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id AND p.state = 1 AND p.event_seq < c.event_seq
-                                    AND (p.ordering_key IN (c.ordering_key, c.ordering_key2) OR p.ordering_key2 IN (c.ordering_key, c.ordering_key2)))
-                ORDER BY c.next_attempt_at_us, c.event_seq
-                LIMIT @take{(postgres ? " FOR UPDATE OF c SKIP LOCKED" : "")})
+                SELECT d.id FROM webhook_deliveries d JOIN ready r ON r.id = d.id
+                WHERE d.state = 1 AND d.lease_until_us <= @now
+                ORDER BY r.next_attempt_at_us, r.event_seq
+                LIMIT @take{(postgres ? " FOR UPDATE OF d SKIP LOCKED" : "")})
             RETURNING id
             """;
         var ids = (await connection.QueryAsync<string>(new CommandDefinition(sql,
-            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax }, tx, cancellationToken: ct))).ToArray();
+            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax, window = ClaimWindowRows }, tx, cancellationToken: ct))).ToArray();
         if (ids.Length == 0)
         {
             await tx.CommitAsync(ct);

@@ -39,7 +39,7 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (tenant_id, endpoint_id, event_seq),
     FOREIGN KEY (tenant_id, endpoint_id) REFERENCES webhook_endpoints (tenant_id, id) ON DELETE CASCADE
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at_us) WHERE state = 1;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (tenant_id, endpoint_id, event_seq) WHERE state = 1;
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (tenant_id, endpoint_id, ordering_key, event_seq) WHERE state = 1;
 CREATE INDEX webhook_deliveries_order2 ON webhook_deliveries (tenant_id, endpoint_id, ordering_key2, event_seq) WHERE state = 1 AND ordering_key2 IS NOT NULL;
 CREATE INDEX webhook_deliveries_list ON webhook_deliveries (tenant_id, endpoint_id, id);
