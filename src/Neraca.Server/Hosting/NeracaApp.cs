@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Ledger;
 using Neraca.Storage;
@@ -37,6 +38,7 @@ public static class NeracaApp
         builder.AddTenancy();
         builder.AddIdempotency();
         builder.AddLedger();
+        builder.AddEvents();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -55,6 +57,7 @@ public static class NeracaApp
         app.UseIdempotency();
         app.UseLedger();
         app.MapLedgerApi();
+        app.MapEventsApi();
         return app;
     }
 

@@ -86,6 +86,10 @@ public sealed class InfrastructureLifetime : IAsyncLifetime
 {
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
 
-    public async ValueTask DisposeAsync() => await PostgresServer.StopSharedAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await PostgresServer.StopSharedAsync();
+        await RabbitMqServer.StopSharedAsync();
+    }
 }
 #endif
