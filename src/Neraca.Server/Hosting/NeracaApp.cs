@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Jobs;
 using Neraca.Ledger;
@@ -39,6 +40,7 @@ public static class NeracaApp
         builder.AddIdempotency();
         builder.AddLedger();
         builder.AddJobs();
+        builder.AddEvents();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -58,6 +60,7 @@ public static class NeracaApp
         app.UseLedger();
         app.MapLedgerApi();
         app.MapJobsApi();
+        app.MapEventsApi();
         return app;
     }
 
