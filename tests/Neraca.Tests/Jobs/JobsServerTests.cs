@@ -23,31 +23,40 @@ public abstract class JobsServerTests(ServerFixture fixture)
     public async Task Jobs_api_lists_and_shows_a_tenants_jobs_with_runs_and_progress()
     {
         var tenant = await Server.NewTenantAsync();
-        var done = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, AuditCheckpointJob.TypeName), CancellationToken.None);
+        // Job types no built-in schedule enqueues for a tenant, so the server's own hourly jobs cannot mix in.
+        var done = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, PruneIdempotencyKeysJob.TypeName), CancellationToken.None);
         var job = await WaitFinishedAsync(tenant.Http, done.JobId);
-        // Enqueued after the first finished, so its id (a ULID) sorts after it: ids made in one millisecond would not.
-        var waiting = await Jobs.EnqueueAsync(new JobRequest(tenant.Id, "report.monthly", Key: "2026-02", RunAt: DateTimeOffset.UtcNow.AddDays(1)), CancellationToken.None);
-
         Assert.Equal("succeeded", (string?)job["state"]);
-        Assert.Equal(AuditCheckpointJob.TypeName, (string?)job["type"]);
-        Assert.Equal(0L, (long)job["progress"]!["processed"]!);
+        Assert.Equal(PruneIdempotencyKeysJob.TypeName, (string?)job["type"]);
+        Assert.True((long)job["progress"]!["processed"]! >= 0);
         var run = job["runs"]!.AsArray().Single()!;
         Assert.Equal("succeeded", (string?)run["result"]);
         Assert.Equal(1, (int)run["attempt"]!);
         Assert.False(string.IsNullOrEmpty((string?)run["worker"]));
 
-        var page = await tenant.Http.GetJsonAsync("/v1/jobs?limit=1");
+        var later = DateTimeOffset.UtcNow.AddDays(1);
+        var waiting = new[]
+        {
+            await Jobs.EnqueueAsync(new JobRequest(tenant.Id, "report.monthly", Key: "2026-02", RunAt: later), CancellationToken.None),
+            await Jobs.EnqueueAsync(new JobRequest(tenant.Id, "report.monthly", Key: "2026-03", RunAt: later), CancellationToken.None),
+        }.Select(e => e.JobId).ToList();
+        var page = await tenant.Http.GetJsonAsync("/v1/jobs?type=report.monthly&limit=1");
         Assert.Equal(HttpStatusCode.OK, page.Response.StatusCode);
-        Assert.Equal(waiting.JobId, (string?)page.Body!["data"]![0]!["id"]); // newest first
-        Assert.Equal("queued", (string?)page.Body!["data"]![0]!["state"]);
-        Assert.Equal("2026-02", (string?)page.Body!["data"]![0]!["key"]);
-        Assert.Null(page.Body!["data"]![0]!["runs"]);
-        var next = await tenant.Http.GetJsonAsync($"/v1/jobs?limit=1&after={(string?)page.Body!["next_cursor"]}");
-        Assert.Equal(done.JobId, (string?)next.Body!["data"]![0]!["id"]);
+        var first = page.Body!["data"]!.AsArray().Single()!;
+        Assert.Equal("queued", (string?)first["state"]);
+        Assert.Equal(later.ToUnixTimeSeconds(), DateTimeOffset.Parse((string)first["run_at"]!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds());
+        Assert.Null(first["runs"]);
+        Assert.Equal((string?)first["id"], (string?)page.Body!["next_cursor"]);
+        var next = await tenant.Http.GetJsonAsync($"/v1/jobs?type=report.monthly&limit=1&after={(string?)page.Body!["next_cursor"]}");
+        var second = next.Body!["data"]!.AsArray().Single()!;
         Assert.Null(next.Body!["next_cursor"]);
+        Assert.Equal(waiting.Order(StringComparer.Ordinal), new[] { (string)first["id"]!, (string)second["id"]! }.Order(StringComparer.Ordinal));
+        Assert.True(string.CompareOrdinal((string)first["id"]!, (string)second["id"]!) > 0); // newest (greatest id) first
 
-        var queued = await tenant.Http.GetJsonAsync("/v1/jobs?state=queued");
-        Assert.Equal([waiting.JobId], queued.Body!["data"]!.AsArray().Select(j => (string?)j!["id"]));
+        Assert.Equal(2, (await tenant.Http.GetJsonAsync("/v1/jobs?state=queued&type=report.monthly")).Body!["data"]!.AsArray().Count);
+        Assert.Empty((await tenant.Http.GetJsonAsync("/v1/jobs?state=succeeded&type=report.monthly")).Body!["data"]!.AsArray());
+        Assert.Equal([done.JobId], (await tenant.Http.GetJsonAsync($"/v1/jobs?type={PruneIdempotencyKeysJob.TypeName}")).Body!["data"]!
+            .AsArray().Select(j => (string?)j!["id"]));
     }
 
     [Fact]
@@ -59,7 +68,7 @@ public abstract class JobsServerTests(ServerFixture fixture)
         var job = await Jobs.EnqueueAsync(new JobRequest(owner.Id, "report.monthly", RunAt: DateTimeOffset.UtcNow.AddDays(1)), CancellationToken.None);
 
         (await other.Http.GetJsonAsync($"/v1/jobs/{job.JobId}")).AssertProblem(404, "job_not_found");
-        Assert.Empty((await other.Http.GetJsonAsync("/v1/jobs")).Body!["data"]!.AsArray());
+        Assert.Empty((await other.Http.GetJsonAsync("/v1/jobs?type=report.monthly")).Body!["data"]!.AsArray());
         (await reader.Http.GetJsonAsync("/v1/jobs")).AssertProblem(403, "insufficient_scope");
         (await owner.Http.GetJsonAsync("/v1/jobs?state=sleeping")).AssertProblem(400, "validation_failed");
         (await owner.Http.GetJsonAsync("/v1/jobs?limit=5000")).AssertProblem(400, "validation_failed");
