@@ -2,6 +2,10 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Microsoft.AspNetCore.Authorization;
+using Neraca.Auth;
+using Neraca.Caching;
+using Neraca.RateLimiting;
 using Neraca.Storage;
 using Neraca.Tenancy;
 
@@ -33,21 +37,27 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddCaching();
+        builder.AddRateLimits();
+        builder.AddAuth();
 
         var app = builder.Build();
         app.UseServiceDefaults();
         app.UseAuthentication();
         // Everything under /v1 needs a key, also routes that do not exist: an anonymous caller learns nothing.
+        // Only endpoints marked AllowAnonymous (refreshing an end user's token) are open.
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.Use(async (context, next) =>
         {
-            if (context.User.Identity?.IsAuthenticated != true)
+            if (context.User.Identity?.IsAuthenticated != true && context.GetEndpoint()?.Metadata.GetMetadata<IAllowAnonymous>() is null)
             {
                 await context.ChallengeAsync();
                 return;
             }
             await next(context);
         }));
+        app.UseRateLimits();
         app.UseAuthorization();
+        app.MapAuthApi();
         return app;
     }
 
