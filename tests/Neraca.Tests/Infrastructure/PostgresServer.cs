@@ -85,5 +85,9 @@ public sealed class InfrastructureLifetime : IAsyncLifetime
 {
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
 
-    public async ValueTask DisposeAsync() => await PostgresServer.StopSharedAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await PostgresServer.StopSharedAsync();
+        await RedisServer.StopSharedAsync();
+    }
 }
