@@ -5,6 +5,8 @@ using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Authorization;
 using Neraca.Auth;
 using Neraca.Caching;
+using Neraca.Idempotency;
+using Neraca.Ledger;
 using Neraca.RateLimiting;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -40,6 +42,8 @@ public static class NeracaApp
         builder.AddCaching();
         builder.AddRateLimits();
         builder.AddAuth();
+        builder.AddIdempotency();
+        builder.AddLedger();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -57,6 +61,9 @@ public static class NeracaApp
         }));
         app.UseRateLimits();
         app.UseAuthorization();
+        app.UseIdempotency();
+        app.UseLedger();
+        app.MapLedgerApi();
         app.MapAuthApi();
         return app;
     }
