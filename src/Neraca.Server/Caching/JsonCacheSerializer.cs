@@ -7,7 +7,8 @@ namespace Neraca.Caching;
 /// HTTP contract).</summary>
 public sealed class JsonCacheSerializer : IFusionCacheSerializer
 {
-    static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.General);
+    // Fields too: cached pages are value tuples.
+    static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.General) { IncludeFields = true };
 
     public byte[] Serialize<T>(T? obj) => JsonSerializer.SerializeToUtf8Bytes(obj, Options);
 

@@ -74,8 +74,11 @@ public sealed class NeracaCache
 
     /// <summary>A value that a write may change and whose readers must see that write at once (balances, history pages,
     /// API keys). <paramref name="scope"/> names what a write retires (e.g. <c>acct:TENANT:ID</c>); <paramref name="key"/>
-    /// names this entry within it (e.g. <c>acct:TENANT:ID:page1:50</c>).</summary>
-    public async ValueTask<T?> GetOrLoadAsync<T>(string entry, string scope, string key, Func<CancellationToken, Task<T?>> load, CancellationToken ct)
+    /// names this entry within it (e.g. <c>acct:TENANT:ID:page1:50</c>). A null result ("not found") is trusted from
+    /// the cache only with <paramref name="trustNull"/>: things that can be created later (accounts) must not stay
+    /// missing; things that never come into existence under the same key (a random API key) may.</summary>
+    public async ValueTask<T?> GetOrLoadAsync<T>(string entry, string scope, string key, Func<CancellationToken, Task<T?>> load, CancellationToken ct,
+        bool trustNull = false)
     {
         if (!_enabled) return await load(ct);
         var version = await _versions.ReadAsync(scope);
@@ -85,11 +88,18 @@ public sealed class NeracaCache
             return await load(ct);
         }
         var loaded = false;
-        var value = await _cache.GetOrSetAsync<T?>(key + "@" + version, async (_, token) =>
+        var versionedKey = key + "@" + version;
+        var value = await _cache.GetOrSetAsync<T?>(versionedKey, async (_, token) =>
         {
             loaded = true;
             return await load(token);
         }, _versioned, ct);
+        if (value is null && !loaded && !trustNull)
+        {
+            value = await load(ct);
+            loaded = true;
+            if (value is not null) await _cache.SetAsync(versionedKey, value, _versioned, ct);
+        }
         Record(entry, hit: !loaded);
         return value;
     }

@@ -78,7 +78,8 @@ public sealed partial class RedisConnection : IDisposable
     public void Dispose() => _multiplexer?.Dispose();
 
     /// <summary>Whether an exception means Redis is unavailable (then the caller falls back) rather than a bug.</summary>
-    public static bool IsUnavailable(Exception e) => e is RedisException or TimeoutException or ObjectDisposedException;
+    // StackExchange.Redis surfaces a connection torn down mid-read as InvalidOperationException from its pipe.
+    public static bool IsUnavailable(Exception e) => e is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException;
 
     [LoggerMessage(1, LogLevel.Warning, "Redis unreachable ({Failure}): cache falls back to the database, rate limits to this replica")]
     static partial void LogDown(ILogger logger, string failure);

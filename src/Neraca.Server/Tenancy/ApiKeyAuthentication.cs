@@ -44,7 +44,7 @@ public sealed class ApiKeyAuthenticationHandler(
         // before it is acknowledged (see CacheVersions), so no replica accepts a revoked key afterwards.
         var hash = Convert.ToHexString(ApiKey.Hash(key));
         var identity = await cache.GetOrLoadAsync("api_key", CacheScope(hash), "apikey:" + hash,
-            ct => tenants.FindKeyAsync(key, ct), Context.RequestAborted);
+            ct => tenants.FindKeyAsync(key, ct), Context.RequestAborted, trustNull: true);
         if (identity is null || !identity.IsUsableAt(clock.GetUtcNow())) return AuthenticateResult.Fail("unknown key");
 
         var claims = new List<Claim>(identity.ScopeList.Count + 2)

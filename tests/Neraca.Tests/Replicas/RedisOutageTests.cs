@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Neraca.Caching;
 using Neraca.Tests.Infrastructure;
+using Neraca.Tests.Ledger;
 
 namespace Neraca.Tests.Replicas;
 
@@ -14,6 +15,11 @@ public sealed class RedisOutageTests
         await using var redis = await RedisServer.StartAsync();
         await using var cluster = await ReplicaCluster.StartAsync(redis);
         var (tenant, clients) = await cluster.NewTenantAsync();
+        var ledgers = clients.Select(c => new LedgerClient(c)).ToArray();
+        await ledgers[0].LedgerAsync();
+        await ledgers[0].AccountAsync("funding", normal: "debit");
+        await ledgers[0].AccountAsync("hot");
+        var acknowledged = 0L;
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
@@ -24,11 +30,26 @@ public sealed class RedisOutageTests
             for (var i = 0; !Volatile.Read(ref stop) && i < 2000; i++)
             {
                 var client = clients[(worker + i) % 3];
-                var response = i % 5 == 0
-                    ? (await client.PostJsonAsync("/v1/api-keys", new { name = $"w{worker}-{i}", scopes = new[] { "ledger:read" } })).Response
-                    : await client.GetAsync("/v1/api-keys?limit=5", cts.Token);
+                var floor = Volatile.Read(ref acknowledged);
+                var response = (i % 4) switch
+                {
+                    0 => (await client.PostJsonAsync("/v1/api-keys", new { name = $"w{worker}-{i}", scopes = new[] { "ledger:read" } })).Response,
+                    1 => (await ledgers[(worker + i) % 3].TransferAsync(null, "funding", "hot", 1)).Response,
+                    2 => await client.GetAsync("/v1/accounts/hot", cts.Token),
+                    _ => await client.GetAsync("/v1/api-keys?limit=5", cts.Token),
+                };
                 Interlocked.Increment(ref requests);
-                if (!response.IsSuccessStatusCode) failures.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cts.Token)}");
+                if (!response.IsSuccessStatusCode)
+                {
+                    failures.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cts.Token)}");
+                    continue;
+                }
+                if (i % 4 == 1) Interlocked.Increment(ref acknowledged);
+                if (i % 4 == 2)
+                {
+                    var seen = (long)(await Http.ReadAsync(response))!["balance"]!["posted"]!;
+                    if (seen < floor) failures.Add($"balance {seen} read after {floor} transfers were acknowledged");
+                }
             }
         }
         var load = Enumerable.Range(0, 4).Select(WorkerAsync).ToArray();
@@ -39,6 +60,8 @@ public sealed class RedisOutageTests
         Volatile.Write(ref stop, true);
         await Task.WhenAll(load);
         Assert.Empty(failures);
+        foreach (var l in ledgers) Assert.Equal(Volatile.Read(ref acknowledged), await l.PostedAsync("hot"));
+        await Conservation.AssertAsync(cluster.A, tenant.Id);
 
         // With Redis down, a revocation through A is still refused by B at once (reads go to the database).
         var (created, key) = await tenant.Http.PostJsonAsync("/v1/api-keys", new { name = "outage", scopes = new[] { "admin" } });
@@ -68,5 +91,11 @@ public sealed class RedisOutageTests
         foreach (var c in key2Clients) Assert.Equal(HttpStatusCode.OK, (await c.GetAsync("/v1/api-keys")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await clients[2].PostJsonAsync($"/v1/api-keys/{(string)key2!["id"]!}/revoke", new { })).Response.StatusCode);
         foreach (var c in key2Clients) (await c.GetJsonAsync("/v1/api-keys")).AssertProblem(401, "unauthorized");
+
+        // Balances read through the recovered cache are current on every replica, before and after one more transfer.
+        var total = Volatile.Read(ref acknowledged);
+        foreach (var l in ledgers) Assert.Equal(total, await l.PostedAsync("hot"));
+        Assert.Equal(HttpStatusCode.Created, (await ledgers[1].TransferAsync(null, "funding", "hot", 1)).Response.StatusCode);
+        foreach (var l in ledgers) Assert.Equal(total + 1, await l.PostedAsync("hot"));
     }
 }
