@@ -188,7 +188,7 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.Equal(HttpStatusCode.Created, theirTransfer.Response.StatusCode);
         (await mine.Http.GetJsonAsync("/v1/transfers/theirs-only")).AssertProblem(404, "transfer_not_found");
         (await mine.Http.PostJsonAsync("/v1/transfers/theirs-only/reverse", new { })).AssertProblem(404, "transfer_not_found");
-        Assert.Equal(10_000, await theirs.PostedAsync("alice"));
+        Assert.Equal(9_999, await theirs.PostedAsync("alice"));
     }
 
     [Fact]
