@@ -9,12 +9,13 @@ public sealed class RateLimitOptions
     /// <summary>Enforce limits at all. Default true.</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>Requests per minute per API key. Default 6000.</summary>
-    [Range(1, 10_000_000)]
-    public int ApiKeyPerMinute { get; set; } = 6000;
+    /// <summary>Requests per minute per API key. Default 600,000 (10,000/s): a ceiling for a runaway server-side client
+    /// that leaves the posting pipeline's group commit room to work; set tenants' own limits below it.</summary>
+    [Range(1, 100_000_000)]
+    public int ApiKeyPerMinute { get; set; } = 600_000;
 
     /// <summary>Bucket size per API key (requests allowed at once after a quiet spell). Default: <see cref="ApiKeyPerMinute"/>.</summary>
-    [Range(1, 10_000_000)]
+    [Range(1, 100_000_000)]
     public int? ApiKeyBurst { get; set; }
 
     /// <summary>Requests per minute per end user (JWT subject). Default 600.</summary>
@@ -29,9 +30,10 @@ public sealed class RateLimitOptions
     [Range(1, 10_000_000)]
     public int IpPerMinute { get; set; } = 60;
 
-    /// <summary>Write requests (POST, PUT, PATCH, DELETE) one API key or end user may have in flight at once. Default 64.</summary>
+    /// <summary>Write requests (POST, PUT, PATCH, DELETE) one API key or end user may have in flight at once. Default 1000:
+    /// concurrency is what group commit batches, so keep it well above a client's connection pool.</summary>
     [Range(1, 100_000)]
-    public int WriteConcurrency { get; set; } = 64;
+    public int WriteConcurrency { get; set; } = 1000;
 
     /// <summary>How many replicas share the limits when Redis is unavailable: each replica then allows
     /// limit / this locally. Default 1 (each replica enforces the full limit: at most replicas × limit in total).</summary>
@@ -45,8 +47,8 @@ public sealed class RateLimitOptions
 /// <summary>A tenant's own limits; unset values take the defaults.</summary>
 public sealed class TenantRateLimits
 {
-    [Range(1, 10_000_000)] public int? ApiKeyPerMinute { get; set; }
-    [Range(1, 10_000_000)] public int? ApiKeyBurst { get; set; }
+    [Range(1, 100_000_000)] public int? ApiKeyPerMinute { get; set; }
+    [Range(1, 100_000_000)] public int? ApiKeyBurst { get; set; }
     [Range(1, 10_000_000)] public int? UserPerMinute { get; set; }
     [Range(1, 10_000_000)] public int? UserBurst { get; set; }
     [Range(1, 100_000)] public int? WriteConcurrency { get; set; }

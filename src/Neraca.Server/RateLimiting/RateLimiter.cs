@@ -69,13 +69,15 @@ public sealed class DistributedRateLimiter : IDisposable
         _localBuckets = PartitionedRateLimiter.Create<BucketKey, BucketKey>(key => RateLimitPartition.GetTokenBucketLimiter(key, k =>
         {
             var perMinute = Math.Max(1, k.Policy.PerMinute / divisor);
+            // Refilled by the partitioned limiter's own 100 ms heartbeat (no timer per partition): per second when the
+            // rate allows, else one token per 60/perMinute seconds.
             return new TokenBucketRateLimiterOptions
             {
                 TokenLimit = Math.Max(1, k.Policy.Burst / divisor),
-                TokensPerPeriod = 1,
-                ReplenishmentPeriod = TimeSpan.FromMinutes(1) / perMinute,
+                TokensPerPeriod = perMinute >= 60 ? perMinute / 60 : 1,
+                ReplenishmentPeriod = perMinute >= 60 ? TimeSpan.FromSeconds(1) : TimeSpan.FromMinutes(1) / perMinute,
                 QueueLimit = 0,
-                AutoReplenishment = true,
+                AutoReplenishment = false,
             };
         }));
         _localLeases = PartitionedRateLimiter.Create<LeaseKey, LeaseKey>(key => RateLimitPartition.GetConcurrencyLimiter(key,
