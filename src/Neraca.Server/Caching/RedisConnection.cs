@@ -78,8 +78,11 @@ public sealed partial class RedisConnection : IDisposable
     public void Dispose() => _multiplexer?.Dispose();
 
     /// <summary>Whether an exception means Redis is unavailable (then the caller falls back) rather than a bug.</summary>
-    // StackExchange.Redis surfaces a connection torn down mid-read as InvalidOperationException from its pipe.
-    public static bool IsUnavailable(Exception e) => e is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException;
+    /// <remarks>StackExchange.Redis surfaces a connection torn down mid-read as InvalidOperationException from its pipe,
+    /// and a command dropped by a reconnect as a cancelled task (Neraca passes no token to Redis calls, so a cancellation
+    /// can only come from there).</remarks>
+    public static bool IsUnavailable(Exception e) =>
+        e is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or OperationCanceledException;
 
     [LoggerMessage(1, LogLevel.Warning, "Redis unreachable ({Failure}): cache falls back to the database, rate limits to this replica")]
     static partial void LogDown(ILogger logger, string failure);
