@@ -18,6 +18,7 @@ public static class CachingModule
         builder.Services.AddSingleton<CacheVersions>();
         builder.Services.AddSingleton<IFusionCache>(CreateFusionCache);
         builder.Services.AddSingleton<NeracaCache>();
+        builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: ["ready"]);
         return builder;
     }
 

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -89,4 +90,16 @@ public sealed partial class RedisConnection : IDisposable
 
     [LoggerMessage(2, LogLevel.Information, "Redis connection restored")]
     static partial void LogRestored(ILogger logger);
+}
+
+/// <summary>Readiness reports Redis as degraded, never unhealthy: replicas keep serving from the database without it.</summary>
+public sealed class RedisHealthCheck(RedisConnection redis) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(
+        HealthCheckContext context, CancellationToken ct = default) =>
+        Task.FromResult(!redis.IsConfigured
+            ? HealthCheckResult.Healthy("not configured: in-process cache, per-replica limits")
+            : redis.IsConnected
+                ? HealthCheckResult.Healthy("connected")
+                : HealthCheckResult.Degraded("unreachable: reads from the database, per-replica limits"));
 }

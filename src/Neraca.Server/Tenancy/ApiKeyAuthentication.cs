@@ -61,10 +61,10 @@ public sealed class ApiKeyAuthenticationHandler(
     public static string CacheScope(string keyHashHex) => "apikey:" + keyHashHex;
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        WriteProblemAsync(Context, 401, "unauthorized", "Unauthorized", "Send a valid API key as 'Authorization: Bearer nrc_...'.");
+        WriteProblemAsync(Context, 401, "unauthorized", "Unauthorized", "Send a valid API key ('Authorization: Bearer nrc_...') or end-user access token.");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        WriteProblemAsync(Context, 403, "insufficient_scope", "Forbidden", "The API key lacks the scope this operation needs.");
+        WriteProblemAsync(Context, 403, "insufficient_scope", "Forbidden", "The API key or token lacks the scope this operation needs.");
 
     internal static async Task WriteProblemAsync(HttpContext context, int status, string code, string title, string detail)
     {

@@ -63,6 +63,14 @@ public sealed class RedisOutageTests
         foreach (var l in ledgers) Assert.Equal(Volatile.Read(ref acknowledged), await l.PostedAsync("hot"));
         await Conservation.AssertAsync(cluster.A, tenant.Id);
 
+        // Readiness stays green (the database answers) and names Redis as degraded.
+        using (var anonymous = cluster.A.CreateClient())
+        {
+            var (ready, health) = await anonymous.GetJsonAsync("/health/ready");
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            Assert.Equal("degraded", (string)health!["checks"]!["redis"]!["status"]!);
+        }
+
         // With Redis down, a revocation through A is still refused by B at once (reads go to the database).
         var (created, key) = await tenant.Http.PostJsonAsync("/v1/api-keys", new { name = "outage", scopes = new[] { "admin" } });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
