@@ -85,6 +85,18 @@ public sealed class ReplicaClusterTests(ReplicaClusterFixture fixture) : IClassF
             (await user.GetJsonAsync("/v1/api-keys")).AssertProblem(403, "insufficient_scope");
         }
 
+        // Rotation through C: the new pair works anywhere, the old refresh token is spent.
+        using var anonymousC = Cluster.C.CreateClient();
+        var (rotated, next) = await anonymousC.PostJsonAsync("/v1/auth/token", new { grant_type = "refresh_token", refresh_token = refresh });
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+        var access2 = (string)next!["access_token"]!;
+        refresh = (string)next["refresh_token"]!;
+        using (var user = Cluster.A.CreateClient())
+        {
+            user.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", access2);
+            (await user.GetJsonAsync("/v1/api-keys")).AssertProblem(403, "insufficient_scope");
+        }
+
         using var anonymousA = Cluster.A.CreateClient();
         var (revoked, _) = await anonymousA.PostJsonAsync("/v1/auth/revoke", new { token = refresh });
         Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
@@ -93,9 +105,10 @@ public sealed class ReplicaClusterTests(ReplicaClusterFixture fixture) : IClassF
         (await anonymousB.PostJsonAsync("/v1/auth/token", new { grant_type = "refresh_token", refresh_token = refresh }))
             .AssertProblem(400, "invalid_grant");
         foreach (var server in Cluster.Servers)
+        foreach (var token in new[] { access, access2 })
         {
             using var user = server.CreateClient();
-            user.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", access);
+            user.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             (await user.GetJsonAsync("/v1/api-keys")).AssertProblem(401, "unauthorized");
         }
     }
