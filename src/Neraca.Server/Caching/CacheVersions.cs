@@ -76,7 +76,7 @@ public sealed partial class CacheVersions : IDisposable
     }
 
     /// <summary>Retires every entry cached under the current tokens of <paramref name="scopes"/>. Call after the write
-    /// committed and before it is acknowledged. Never throws for Redis being down (see the class remarks).</summary>
+    /// committed and before it is acknowledged. Never throws (see the class remarks for what a failure does).</summary>
     public async ValueTask BumpAsync(IEnumerable<string> scopes)
     {
         if (!_redis.IsConfigured)
@@ -98,8 +98,11 @@ public sealed partial class CacheVersions : IDisposable
             batch.Execute();
             await Task.WhenAll(sets);
         }
-        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        catch (Exception e)
         {
+            // Deliberately everything: the caller has committed and must still acknowledge. Whatever went wrong, the
+            // token may not have been replaced, so the shared cache is bypassed until the epoch is retired.
+            if (!RedisConnection.IsUnavailable(e)) LogBumpFailed(_logger, e);
             RecordLostBump();
         }
     }
@@ -145,6 +148,9 @@ public sealed partial class CacheVersions : IDisposable
 
     [LoggerMessage(1, LogLevel.Warning, "A write could not retire its cached reads in Redis; shared cache entries are bypassed until Redis is back")]
     static partial void LogBumpLost(ILogger logger);
+
+    [LoggerMessage(3, LogLevel.Error, "Replacing cache version tokens failed unexpectedly; shared cache entries are bypassed until the epoch is retired")]
+    static partial void LogBumpFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(2, LogLevel.Information, "Redis is back: retired every versioned cache entry written before the outage")]
     static partial void LogEpochRetired(ILogger logger);
