@@ -16,9 +16,10 @@ public sealed class CacheOptions
     public int L1EntriesMax { get; set; } = 100_000;
 
     /// <summary>Life of versioned entries (balances, first pages of history, API keys) in L1 and L2, in seconds.
-    /// Default 300. Correctness does not depend on it: a write retires them at once (see <see cref="CacheVersions"/>).</summary>
+    /// Default 60. Correctness does not depend on it: a write retires them at once (see <see cref="CacheVersions"/>);
+    /// it bounds the memory that retired entries hold until they expire.</summary>
     [Range(1, 86_400)]
-    public int VersionedDurationSeconds { get; set; } = 300;
+    public int VersionedDurationSeconds { get; set; } = 60;
 
     /// <summary>Life of stable entries (ledger definitions), in seconds. Default 600. Writes evict them on every replica
     /// through the backplane.</summary>
