@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Authorization;
 using Neraca.Auth;
 using Neraca.Caching;
+using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Ledger;
 using Neraca.RateLimiting;
@@ -44,6 +45,7 @@ public static class NeracaApp
         builder.AddAuth();
         builder.AddIdempotency();
         builder.AddLedger();
+        builder.AddEvents();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -65,6 +67,7 @@ public static class NeracaApp
         app.UseLedger();
         app.MapLedgerApi();
         app.MapAuthApi();
+        app.MapEventsApi();
         return app;
     }
 

@@ -80,6 +80,7 @@ public sealed class PostgresServer : IAsyncDisposable
     }
 }
 
+#if !NERACA_BENCH // bench/Neraca.Bench links this file for PostgresServer and stops the server itself.
 /// <summary>Stops shared infrastructure when the test assembly finishes, whether tests passed or not.</summary>
 public sealed class InfrastructureLifetime : IAsyncLifetime
 {
@@ -88,6 +89,8 @@ public sealed class InfrastructureLifetime : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         await PostgresServer.StopSharedAsync();
+        await RabbitMqServer.StopSharedAsync();
         await RedisServer.StopSharedAsync();
     }
 }
+#endif
