@@ -112,6 +112,7 @@ public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCac
                 tx, cancellationToken: ct));
             await InsertEventAsync(connection, tx, tenantId, wanted.LedgerId, "account.created", wanted.Id, eventPayload, wanted.CreatedAtUs, ct);
             await tx.CommitAsync(ct);
+            _definitions.Set(("account-ledger", tenantId, wanted.Id), wanted.LedgerId, new MemoryCacheEntryOptions { Size = 1 });
             return (CreateOutcome.Created, wanted);
         }
         catch (DbException e) when (Database.IsUniqueViolation(e))
