@@ -41,6 +41,8 @@ public static class CachingModule
             WaitForInitialBackplaneSubscribe = false,
         };
         var memory = new MemoryCache(new MemoryCacheOptions { SizeLimit = o.L1EntriesMax });
+        // FusionCache disposes only a memory cache it created itself; this one is bounded, so it is ours to dispose.
+        sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(memory.Dispose);
         var cache = new FusionCache(options, memory, sp.GetRequiredService<ILogger<FusionCache>>());
         if (redis.IsConfigured)
         {
