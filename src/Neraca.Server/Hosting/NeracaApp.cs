@@ -50,6 +50,8 @@ public static class NeracaApp
         var app = builder.Build();
         app.UseServiceDefaults();
         app.UseAuthentication();
+        // Before the gate: callers without valid credentials are limited per IP too, so key guessing gets 429s.
+        app.UseRateLimits();
         // Everything under /v1 needs a key, also routes that do not exist: an anonymous caller learns nothing.
         // Only endpoints marked AllowAnonymous (refreshing an end user's token) are open.
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.Use(async (context, next) =>
@@ -61,7 +63,6 @@ public static class NeracaApp
             }
             await next(context);
         }));
-        app.UseRateLimits();
         app.UseAuthorization();
         app.UseIdempotency();
         app.UseLedger();

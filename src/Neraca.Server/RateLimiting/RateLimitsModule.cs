@@ -15,7 +15,8 @@ public static class RateLimitsModule
         return builder;
     }
 
-    /// <summary>Limits every <c>/v1</c> request after authentication: per API key, per end user, or per IP when anonymous;
+    /// <summary>Limits every <c>/v1</c> request after authentication: per API key, per end user, or per IP without valid
+    /// credentials (anonymous routes, and failed authentication so that guessing keys is throttled);
     /// writes also take a concurrency slot. Rejections are 429 <c>rate_limited</c> problems with <c>Retry-After</c>,
     /// <c>RateLimit</c> and <c>RateLimit-Policy</c> headers; allowed responses carry the two RateLimit headers too.</summary>
     public static WebApplication UseRateLimits(this WebApplication app)

@@ -207,5 +207,10 @@ public sealed class TokenEndpointTests(JwtServerFixture fixture) : IClassFixture
         (rejected, body).AssertProblem(429, "rate_limited");
         Assert.NotNull(rejected.Headers.RetryAfter);
         Assert.Equal($"\"ip\";q={perMinute};w=60", rejected.Headers.GetValues("RateLimit-Policy").Single());
+        // Failed authentication counts against the same address: guessing keys is throttled too.
+        using var guesser = server.CreateClient("nrc_guessedkey000000000000000000000000000000");
+        (await guesser.GetJsonAsync("/v1/ledgers")).AssertProblem(429, "rate_limited");
+        var tenant = await server.NewTenantAsync();
+        Assert.Equal(HttpStatusCode.OK, (await tenant.Http.GetAsync("/v1/ledgers")).StatusCode);
     }
 }
