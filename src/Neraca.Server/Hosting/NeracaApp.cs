@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Observability;
 using Neraca.Storage;
 using Neraca.Tenancy;
 
@@ -33,6 +34,7 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddObservability();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -48,6 +50,7 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        app.MapObservabilityApi();
         return app;
     }
 
