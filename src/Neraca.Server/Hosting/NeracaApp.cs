@@ -2,6 +2,8 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Idempotency;
+using Neraca.Ledger;
 using Neraca.Observability;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -34,6 +36,8 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddIdempotency();
+        builder.AddLedger();
         builder.AddObservability();
 
         var app = builder.Build();
@@ -50,6 +54,9 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        app.UseIdempotency();
+        app.UseLedger();
+        app.MapLedgerApi();
         app.MapObservabilityApi();
         return app;
     }
@@ -81,6 +88,7 @@ public static class NeracaApp
                 "serve" => await ServeAsync(app),
                 "migrate" => await MigrateAsync(app),
                 "tenant" => await TenantAsync(app, rest),
+                "audit" => await AuditAsync(app, rest),
                 _ => Usage($"Unknown command '{command}'."),
             };
         }
@@ -103,6 +111,7 @@ public static class NeracaApp
             Usage: neraca [serve] [--role api,worker,scheduler] [--database CONN] [--urls URL]
                    neraca migrate [--database CONN]
                    neraca tenant create ID [--name NAME]
+                   neraca audit verify [--tenant ID] [--ledger CODE]   (exit code 1 when a chain does not verify)
             """);
         return 64;
     }
@@ -134,6 +143,32 @@ public static class NeracaApp
             ? $"{database.Description}: schema is up to date."
             : $"{database.Description}: applied {applied.Count} migration(s): {string.Join(", ", applied)}.");
         return 0;
+    }
+
+    /// <summary>Offline verification of the audit hash chains, straight from the database.</summary>
+    static async Task<int> AuditAsync(WebApplication app, string[] args)
+    {
+        if (args.Length < 1 || args[0] != "verify") return Usage("Expected: audit verify [--tenant ID] [--ledger CODE]");
+        var database = app.Services.GetRequiredService<Database>();
+        var chain = app.Services.GetRequiredService<AuditChain>();
+        await using var connection = await database.OpenReadAsync(CancellationToken.None);
+        var ledgers = await Dapper.SqlMapper.QueryAsync<(string Tenant, string Id, string Code)>(connection, """
+            SELECT tenant_id, id, code FROM ledgers WHERE (@tenant IS NULL OR tenant_id = @tenant) AND (@ledger IS NULL OR code = @ledger OR id = @ledger)
+            ORDER BY tenant_id, code
+            """, new { tenant = app.Configuration["tenant"], ledger = app.Configuration["ledger"] });
+        var failed = 0;
+        var count = 0;
+        foreach (var (tenant, id, code) in ledgers)
+        {
+            count++;
+            var result = await chain.VerifyAsync(tenant, id, CancellationToken.None);
+            if (!result.Verified) failed++;
+            Console.WriteLine(result.Verified
+                ? $"ok      {tenant}/{code}: {result.Links} links, head {result.Head}"
+                : $"FAILED  {tenant}/{code}: first bad link {result.FirstBadLink} ({result.Problem})");
+        }
+        Console.WriteLine($"{count} ledger(s) checked, {failed} failed.");
+        return failed == 0 ? 0 : 1;
     }
 
     static async Task<int> TenantAsync(WebApplication app, string[] args)

@@ -53,23 +53,19 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         // an unknown field comes without it and carries the JSON path of the field.
         var syntax = json.InnerException?.GetType().Name == "JsonReaderException" || json.Path is null;
         if (syntax)
-            return (400, "malformed_json", "Malformed JSON", $"The body is not valid JSON: {Clean(json.Message)}", null);
+            return (400, "malformed_json", "Malformed JSON", "The body is not valid JSON" + (json.LineNumber is { } line ? $" (line {line + 1}, byte {json.BytePositionInLine})." : "."), null);
         var field = json.Path!.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
         if (field.Length == 0) field = "body";
         return (400, "validation_failed", "Validation failed", "One or more fields are invalid.",
             new Dictionary<string, string[]> { [field] = [Clean(json.Message)] });
     }
 
-    // The serializer's messages name .NET types; keep the useful part and speak JSON.
-    static string Clean(string message)
-    {
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        var text = cut > 0 ? message[..cut] : message;
-        return text.Replace("System.Int64", "a 64-bit integer", StringComparison.Ordinal)
-            .Replace("System.Int32", "a 32-bit integer", StringComparison.Ordinal)
-            .Replace("System.String", "a string", StringComparison.Ordinal)
-            .Replace("System.Boolean", "a boolean", StringComparison.Ordinal);
-    }
+    // The serializer's messages name .NET types; say what is wrong in JSON terms instead.
+    static string Clean(string message) =>
+        message.Contains("could not be mapped", StringComparison.Ordinal) ? "Unknown field."
+        : message.Contains("could not be converted", StringComparison.Ordinal) ? "Wrong type or out of range (amounts are integers from 1 to 9223372036854775807)."
+        : message.Contains("required properties", StringComparison.Ordinal) ? "A required field is missing."
+        : "Invalid value.";
 
     [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path} (trace {TraceId}, request {RequestId})")]
     static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path, string traceId, string requestId);

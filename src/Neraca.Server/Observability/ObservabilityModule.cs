@@ -34,8 +34,8 @@ public static class ObservabilityModule
     /// always a bucket boundary. Same values as ASP.NET Core's advice.</summary>
     internal static readonly double[] HttpDurationBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
-    static readonly double[] CommitDurationBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-    static readonly double[] BatchSizeBuckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000];
+    /// <summary>Job durations span seconds to an hour; the SDK's default buckets are made for milliseconds. (The ledger's
+    /// histograms bring their own buckets as instrument advice.)</summary>
     static readonly double[] JobDurationBucketsSeconds = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
     internal static readonly JsonSerializerOptions WebhookJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -80,8 +80,6 @@ public static class ObservabilityModule
                     .AddHttpClientInstrumentation()
                     .AddNpgsqlInstrumentation()
                     .AddView("http.server.request.duration", new ExplicitBucketHistogramConfiguration { Boundaries = HttpDurationBucketsSeconds })
-                    .AddView("neraca.posting.commit.duration", new ExplicitBucketHistogramConfiguration { Boundaries = CommitDurationBucketsSeconds })
-                    .AddView("neraca.posting.batch.size", new ExplicitBucketHistogramConfiguration { Boundaries = BatchSizeBuckets })
                     .AddView("neraca.job.duration", new ExplicitBucketHistogramConfiguration { Boundaries = JobDurationBucketsSeconds });
                 if (options.Metrics.Enabled)
                 {

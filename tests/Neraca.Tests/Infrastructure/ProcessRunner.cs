@@ -8,7 +8,11 @@ public static class ProcessRunner
     public static bool IsRoot => Environment.UserName == "root";
 
     public static async Task<string> RunAsync(string file, IEnumerable<string> args, string? asUser = null,
-        IDictionary<string, string>? env = null, TimeSpan? timeout = null, bool check = true)
+        IDictionary<string, string>? env = null, TimeSpan? timeout = null, bool check = true) =>
+        (await RunForExitAsync(file, args, asUser, env, timeout, check)).Output;
+
+    public static async Task<(string Output, int ExitCode)> RunForExitAsync(string file, IEnumerable<string> args, string? asUser = null,
+        IDictionary<string, string>? env = null, TimeSpan? timeout = null, bool check = false)
     {
         var info = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (asUser is not null && IsRoot)
@@ -42,7 +46,7 @@ public static class ProcessRunner
         var output = await stdout + await stderr;
         if (check && process.ExitCode != 0)
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {output}");
-        return output;
+        return (output, process.ExitCode);
     }
 
     public static int FreePort()

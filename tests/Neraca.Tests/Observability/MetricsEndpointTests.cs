@@ -41,14 +41,14 @@ public sealed class MetricsEndpointTests
     {
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Postgres),
             "--Observability:TestEndpoints=true", "--DatabasePoolSizeMax=2");
-        using var standIns = RecordInstrumentsNotYetPublished();
         var tenant = await server.NewTenantAsync();
-        // Real traffic: routed API calls (postings once the ledger is merged), database work, a handled exception.
-        await tenant.Http.PostJsonAsync("/v1/transfers", new { id = "trf_metrics", amount = 1 });
-        await tenant.Http.GetAsync("/v1/ledgers");
+        // Real traffic first: postings through the ledger, database work, a handled exception, a pool wait.
+        await PostTransfersAsync(tenant.Http);
         await server.CreateClient().GetAsync("/health/ready");
         await server.CreateClient().GetAsync("/_test/fail");
         await WaitForAPooledConnectionAsync(server);
+        // Then a stand-in sample for each contract instrument whose capability has not landed yet.
+        using var standIns = RecordInstrumentsNotYetPublished();
 
         var exposed = SampleNames(await ScrapeAsync(server.CreateClient()));
 
@@ -134,6 +134,24 @@ public sealed class MetricsEndpointTests
         Assert.Equal(HttpStatusCode.NotFound, (await metrics.GetAsync("/health/live")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await metrics.GetAsync("/v1/ledgers")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await main.GetAsync("/health/live")).StatusCode);
+    }
+
+    /// <summary>A ledger, two accounts, a posted transfer, a refused one (overdraft) and a pending one, through the API.</summary>
+    static async Task PostTransfersAsync(HttpClient http)
+    {
+        var ledger = await http.PostJsonAsync("/v1/ledgers", new { code = "metrics-idr", asset = "IDR", scale = 2 });
+        Assert.True(ledger.Response.IsSuccessStatusCode, ledger.Body?.ToJsonString());
+        await http.PostJsonAsync("/v1/accounts", new { id = "m-bank", ledger = "metrics-idr", normal_balance = "debit" });
+        await http.PostJsonAsync("/v1/accounts", new { id = "m-alice", ledger = "metrics-idr", normal_balance = "credit", flags = new[] { "debits_must_not_exceed_credits" } });
+        var posted = await http.PostJsonAsync("/v1/transfers", new { id = "m-topup", debit_account = "m-bank", credit_account = "m-alice", amount = 1000 });
+        Assert.True(posted.Response.IsSuccessStatusCode, posted.Body?.ToJsonString());
+        var refused = await http.PostJsonAsync("/v1/transfers", new { id = "m-overdraft", debit_account = "m-alice", credit_account = "m-bank", amount = 5000 });
+        Assert.False(refused.Response.IsSuccessStatusCode, refused.Body?.ToJsonString());
+        var pending = await http.PostJsonAsync("/v1/transfers/batch", new
+        {
+            transfers = new[] { new { id = "m-hold", debit_account = "m-alice", credit_account = "m-bank", amount = 10, pending = true, timeout_seconds = 3600 } },
+        });
+        Assert.True(pending.Response.IsSuccessStatusCode, pending.Body?.ToJsonString());
     }
 
     /// <summary>Npgsql reports requests waiting for a connection only once one has waited: hold the whole pool (2),

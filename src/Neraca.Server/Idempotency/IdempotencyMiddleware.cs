@@ -1,0 +1,187 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Microsoft.Extensions.Options;
+using Neraca.Hosting;
+using Neraca.Storage;
+using Neraca.Tenancy;
+
+namespace Neraca.Idempotency;
+
+/// <summary>Settings of <c>Idempotency-Key</c> handling (section <c>Idempotency</c>).</summary>
+public sealed class IdempotencyOptions
+{
+    /// <summary>How long a completed response is replayed for a repeated key, in hours. Default 24.</summary>
+    [Range(1, 24 * 365)]
+    public int RetentionHours { get; set; } = 24;
+
+    /// <summary>After this many seconds an in-flight record is presumed abandoned (its process died) and a retry may
+    /// take it over. Default 60.</summary>
+    [Range(1, 3600)]
+    public int InFlightLeaseSeconds { get; set; } = 60;
+
+    public const int KeyLengthMax = 255;
+}
+
+/// <summary>The IETF httpapi Idempotency-Key draft for every POST under /v1: the first request with a key runs and its
+/// response is stored with a fingerprint of the request; a repeat with the same body gets that response replayed
+/// (<c>Idempotent-Replayed: true</c>), a repeat with another body gets 422 <c>idempotency_key_reused</c>, and a repeat
+/// while the first still runs gets 409 <c>idempotency_key_in_use</c>. Ledger handlers also derive missing ids from
+/// the key, so even a crash between commit and storing the response cannot post twice.</summary>
+public sealed class IdempotencyMiddleware(RequestDelegate next, Database database, IOptions<IdempotencyOptions> options, TimeProvider clock)
+{
+    const short InFlight = 1;
+    const short Completed = 2;
+    static readonly string[] ReplayedHeaders = ["Content-Type", "Location"];
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var key = context.Request.Headers["Idempotency-Key"].ToString();
+        if (key.Length is 0 or > IdempotencyOptions.KeyLengthMax || key.AsSpan().IndexOfAnyExceptInRange(' ', '~') >= 0)
+        {
+            await Problems.Validation("Idempotency-Key", $"1-{IdempotencyOptions.KeyLengthMax} printable ASCII characters.").ExecuteAsync(context);
+            return;
+        }
+        var tenantId = context.RequestServices.GetRequiredService<CurrentTenant>().Id;
+        var fingerprint = await FingerprintAsync(context);
+        var ct = context.RequestAborted;
+        var nowUs = DbTime.ToMicros(clock.GetUtcNow());
+
+        await using (var connection = await database.OpenAsync(ct))
+        {
+            // Expired records are dead: a key may be reused after the retention period.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "DELETE FROM idempotency_keys WHERE tenant_id = @tenantId AND key = @key AND expires_at_us < @nowUs", new { tenantId, key, nowUs }, cancellationToken: ct));
+            var inserted = await connection.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO idempotency_keys (tenant_id, key, fingerprint, state, created_at_us, expires_at_us)
+                VALUES (@tenantId, @key, @fingerprint, @InFlight, @nowUs, @expires) ON CONFLICT (tenant_id, key) DO NOTHING
+                """, new { tenantId, key, fingerprint, InFlight, nowUs, expires = nowUs + options.Value.RetentionHours * 3_600_000_000L }, cancellationToken: ct));
+            if (inserted == 0)
+            {
+                var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition("""
+                    SELECT fingerprint, state, status_code, response_body, response_headers, created_at_us FROM idempotency_keys
+                    WHERE tenant_id = @tenantId AND key = @key
+                    """, new { tenantId, key }, cancellationToken: ct));
+                if (row is null || !await ShouldRunAsync(context, connection, row, tenantId, key, fingerprint, nowUs)) return;
+            }
+        }
+        await RunAndStoreAsync(context, tenantId, key);
+    }
+
+    /// <summary>Answers a repeated key; true when the request should run after all (an abandoned in-flight record taken over).</summary>
+    async Task<bool> ShouldRunAsync(HttpContext context, System.Data.Common.DbConnection connection, Row row, string tenantId, string key, byte[] fingerprint, long nowUs)
+    {
+        if (!row.fingerprint.AsSpan().SequenceEqual(fingerprint))
+        {
+            await Problems.Of(422, "idempotency_key_reused", "Idempotency key reused",
+                "This Idempotency-Key was used with a different request; use a new key for a new request.").ExecuteAsync(context);
+            return false;
+        }
+        if (row.state == Completed)
+        {
+            context.Response.StatusCode = row.status_code ?? 200;
+            foreach (var line in (row.response_headers ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var colon = line.IndexOf(':', StringComparison.Ordinal);
+                context.Response.Headers[line[..colon]] = line[(colon + 1)..];
+            }
+            context.Response.Headers["Idempotent-Replayed"] = "true";
+            if (row.response_body is { Length: > 0 } body) await context.Response.Body.WriteAsync(body, context.RequestAborted);
+            return false;
+        }
+        var leaseUs = options.Value.InFlightLeaseSeconds * 1_000_000L;
+        if (row.created_at_us + leaseUs < nowUs)
+        {
+            // The first attempt's process died mid-request. Take the record over (compare-and-set on its start time).
+            var taken = await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE idempotency_keys SET created_at_us = @nowUs WHERE tenant_id = @tenantId AND key = @key AND state = @InFlight AND created_at_us = @old",
+                new { nowUs, tenantId, key, InFlight, old = row.created_at_us }, cancellationToken: context.RequestAborted));
+            if (taken == 1) return true;
+        }
+        context.Response.Headers.RetryAfter = "1";
+        await Problems.Of(409, "idempotency_key_in_use", "Idempotency key in use",
+            "A request with this Idempotency-Key is still being processed; retry later.").ExecuteAsync(context);
+        return false;
+    }
+
+    async Task RunAndStoreAsync(HttpContext context, string tenantId, string key)
+    {
+        var original = context.Response.Body;
+        using var buffer = new MemoryStream();
+        context.Response.Body = buffer;
+        try
+        {
+            await next(context);
+        }
+        catch
+        {
+            context.Response.Body = original;
+            await ForgetAsync(tenantId, key);
+            throw;
+        }
+        context.Response.Body = original;
+        var status = context.Response.StatusCode;
+        if (status >= 500 || status == 429)
+        {
+            await ForgetAsync(tenantId, key); // nothing durable happened: let the client retry with the same key
+        }
+        else
+        {
+            var headers = string.Join('\n', ReplayedHeaders
+                .Where(h => context.Response.Headers.ContainsKey(h))
+                .Select(h => $"{h}:{context.Response.Headers[h]}"));
+            await using var connection = await database.OpenAsync(CancellationToken.None);
+            await connection.ExecuteAsync(new CommandDefinition("""
+                UPDATE idempotency_keys SET state = @Completed, status_code = @status, response_body = @body, response_headers = @headers
+                WHERE tenant_id = @tenantId AND key = @key
+                """, new { Completed, status, body = buffer.ToArray(), headers, tenantId, key }));
+        }
+        buffer.Position = 0;
+        await buffer.CopyToAsync(original, context.RequestAborted);
+    }
+
+    async Task ForgetAsync(string tenantId, string key)
+    {
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM idempotency_keys WHERE tenant_id = @tenantId AND key = @key AND state = @InFlight", new { tenantId, key, InFlight }));
+    }
+
+    static async Task<byte[]> FingerprintAsync(HttpContext context)
+    {
+        context.Request.EnableBuffering();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.UTF8.GetBytes($"{context.Request.Method}\n{context.Request.Path}{context.Request.QueryString}\n"));
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0) hash.AppendData(chunk, 0, read);
+        context.Request.Body.Position = 0;
+        return hash.GetHashAndReset();
+    }
+
+    sealed class Row
+    {
+        public byte[] fingerprint { get; set; } = [];
+        public short state { get; set; }
+        public int? status_code { get; set; }
+        public byte[]? response_body { get; set; }
+        public string? response_headers { get; set; }
+        public long created_at_us { get; set; }
+    }
+}
+
+public static class IdempotencyModule
+{
+    public static WebApplicationBuilder AddIdempotency(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<IdempotencyOptions>().Bind(builder.Configuration.GetSection("Idempotency")).ValidateDataAnnotations().ValidateOnStart();
+        return builder;
+    }
+
+    /// <summary>Every authenticated POST under /v1 that carries an Idempotency-Key.</summary>
+    public static void UseIdempotency(this WebApplication app) =>
+        app.UseWhen(c => HttpMethods.IsPost(c.Request.Method) && c.Request.Path.StartsWithSegments("/v1")
+                && c.Request.Headers.ContainsKey("Idempotency-Key") && c.User.Identity?.IsAuthenticated == true,
+            b => b.UseMiddleware<IdempotencyMiddleware>());
+}
