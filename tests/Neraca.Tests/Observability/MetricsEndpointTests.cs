@@ -50,7 +50,12 @@ public sealed class MetricsEndpointTests
         // Then a stand-in sample for each contract instrument whose capability has not landed yet.
         using var standIns = RecordInstrumentsNotYetPublished();
 
-        var exposed = SampleNames(await ScrapeAsync(server.CreateClient()));
+        var exposition = await ScrapeAsync(server.CreateClient());
+        var exposed = SampleNames(exposition);
+        // The posting latency SLO selects these routes by their templates.
+        foreach (var route in new[] { "/v1/transfers", "/v1/transfers/batch" })
+            Assert.Contains(exposition.Split('\n'), l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal)
+                && l.Contains("http_request_method=\"POST\"", StringComparison.Ordinal) && l.Contains($"http_route=\"{route}\"", StringComparison.Ordinal));
 
         var wanted = DeployArtefacts.RuleExpressions().Concat(DeployArtefacts.DashboardExpressions().Select(d => d.Expr))
             .SelectMany(DeployArtefacts.MetricNames).Where(n => !PrometheusOwn.Contains(n)).ToHashSet(StringComparer.Ordinal);

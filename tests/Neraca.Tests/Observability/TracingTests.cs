@@ -37,21 +37,28 @@ public sealed class TracingTests
     }
 
     [Fact]
-    public async Task Posting_pipeline_source_is_recorded_and_its_spans_are_exported()
+    public async Task A_posting_batch_span_is_exported_linked_to_the_request_that_it_carried()
     {
         await using var collector = new TestHttpReceiver();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf");
+        var tenant = await server.NewTenantAsync();
+        await tenant.Http.PostJsonAsync("/v1/ledgers", new { code = "trace-idr", asset = "IDR", scale = 2 });
+        await tenant.Http.PostJsonAsync("/v1/accounts", new { id = "t-bank", ledger = "trace-idr", normal_balance = "debit" });
+        await tenant.Http.PostJsonAsync("/v1/accounts", new { id = "t-alice", ledger = "trace-idr", normal_balance = "credit" });
 
-        // The ledger's batch span is started on the shared "Neraca" source; any span there must be sampled and exported.
-        using (var batch = NeracaTelemetry.ActivitySource.StartActivity("posting.batch"))
-        {
-            Assert.NotNull(batch);
-            Assert.True(batch.Recorded);
-            batch.SetTag("neraca.batch.size", 3);
-        }
-        Assert.True(server.Services.GetRequiredService<TracerProvider>().ForceFlush(30_000));
-        Assert.Contains(collector.All, r => r.Path == "/v1/traces" && Contains(r.Body, Encoding.UTF8.GetBytes("posting.batch")));
+        using var caller = new Activity("test-caller").SetParentId(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded).Start();
+        var posted = await tenant.Http.PostJsonAsync("/v1/transfers", new { id = "t-1", debit_account = "t-bank", credit_account = "t-alice", amount = 100 });
+        caller.Stop();
+        Assert.True(posted.Response.IsSuccessStatusCode, posted.Body?.ToJsonString());
+        Assert.True(server.Services.GetRequiredService<TracerProvider>().ForceFlush(30_000), "trace export did not finish");
+
+        // The batch span starts its own trace (a batch carries many requests) and links to each request's span,
+        // so the request's trace id is in the exported batch span as a link.
+        var traceIdBytes = new byte[16];
+        caller.TraceId.CopyTo(traceIdBytes);
+        var batchSpanName = Encoding.UTF8.GetBytes("ledger.post_batch");
+        Assert.Contains(collector.All, r => r.Path == "/v1/traces" && Contains(r.Body, batchSpanName) && Contains(r.Body, traceIdBytes));
     }
 
     static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
