@@ -48,6 +48,8 @@ public static class ObservabilityModule
             .ValidateDataAnnotations()
             .Validate(o => o.ErrorAlerts.WebhookUrl is null or "" || Uri.TryCreate(o.ErrorAlerts.WebhookUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https",
                 "Observability:ErrorAlerts:WebhookUrl must be an absolute http(s) URL.")
+            .Validate(o => o.Metrics.BearerToken is null or "" || o.Metrics.BearerToken.Length >= 16,
+                "Observability:Metrics:BearerToken must be at least 16 characters (a random secret).")
             .Validate(o => o.OtlpEndpoint is null or "" || Uri.TryCreate(o.OtlpEndpoint, UriKind.Absolute, out _),
                 "Observability:OtlpEndpoint must be an absolute URL such as http://collector:4317.")
             .ValidateOnStart();

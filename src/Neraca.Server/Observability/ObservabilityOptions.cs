@@ -67,7 +67,8 @@ public sealed class MetricsEndpointOptions
     public string Host { get; set; } = "0.0.0.0";
 
     /// <summary>On the main port: a scraper that sends <c>Authorization: Bearer</c> with this token is let in from
-    /// anywhere. Empty (default) = loopback callers only. Set it from a secret, never in a committed file.</summary>
+    /// anywhere. Empty (default) = loopback callers only. At least 16 characters; set it from a secret, never in a committed
+    /// file.</summary>
     public string? BearerToken { get; set; }
 }
 

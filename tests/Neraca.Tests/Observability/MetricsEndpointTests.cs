@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Neraca.Observability;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
@@ -178,6 +179,15 @@ public sealed class MetricsEndpointTests
             await second.DisposeAsync();
             await (await third).DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_short_metrics_token_stops_start_up_naming_the_setting()
+    {
+        string[] args = ["--database", await TestStores.NewDatabaseAsync(StoreKind.Sqlite), "--Observability:Metrics:BearerToken=short"];
+        // NeracaApp.RunAsync turns this into "Invalid configuration: ..." and exit code 2.
+        var error = Assert.Throws<OptionsValidationException>(() => Neraca.Hosting.NeracaApp.Create(args));
+        Assert.Contains("Observability:Metrics:BearerToken", error.Message, StringComparison.Ordinal);
     }
 
     static async Task<string> ScrapeAsync(HttpClient client)
