@@ -88,6 +88,21 @@ public sealed class ErrorAlertTests
     }
 
     [Fact]
+    public async Task With_a_Sentry_DSN_an_unhandled_exception_is_sent_to_Sentry()
+    {
+        await using var sentry = new TestHttpReceiver();
+        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
+            "--Observability:TestEndpoints=true", $"--Observability:SentryDsn=http://publickey@127.0.0.1:{sentry.Port}/42");
+
+        var response = await server.CreateClient().GetAsync("/_test/fail");
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+
+        var envelope = await sentry.NextAsync(Deadline);
+        Assert.Equal("POST", envelope.Method);
+        Assert.Equal("/api/42/envelope/", envelope.Path);
+    }
+
+    [Fact]
     public void Different_errors_get_their_own_messages_and_the_per_minute_limit_holds_the_rest()
     {
         var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
