@@ -77,6 +77,8 @@ public sealed class Database : IAsyncDisposable
             && !connectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
             builder.MaxPoolSize = poolSizeMax;
         builder.NoResetOnClose = true;
+        // The ledger's hot statements repeat with the same text: let Npgsql prepare them once per connection.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
         return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
     }
 
