@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Ledger;
 using Neraca.Observability;
@@ -38,6 +39,7 @@ public static class NeracaApp
         builder.AddTenancy();
         builder.AddIdempotency();
         builder.AddLedger();
+        builder.AddEvents();
         builder.AddObservability();
 
         var app = builder.Build();
@@ -57,6 +59,7 @@ public static class NeracaApp
         app.UseIdempotency();
         app.UseLedger();
         app.MapLedgerApi();
+        app.MapEventsApi();
         app.MapObservabilityApi();
         return app;
     }

@@ -43,7 +43,7 @@ public sealed class AuditChain(Database database)
     {
         await using var connection = await database.OpenReadAsync(ct);
         var links = (await connection.QueryAsync<LinkRow>(new CommandDefinition(
-            "SELECT link, prev_hash, hash FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId ORDER BY link",
+            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId ORDER BY link",
             new { tenantId, ledgerId }, cancellationToken: ct))).ToList();
         var head = await connection.QuerySingleOrDefaultAsync<HeadRow>(new CommandDefinition(
             "SELECT last_link, head FROM ledger_heads WHERE tenant_id = @tenantId AND ledger_id = @ledgerId", new { tenantId, ledgerId }, cancellationToken: ct));
@@ -54,7 +54,7 @@ public sealed class AuditChain(Database database)
         {
             if (link.link != expected || !link.prev_hash.AsSpan().SequenceEqual(previous))
                 return Bad(links.Count, head, link.link, "links are missing or out of order");
-            var canonical = await LinkBytesAsync(connection, tenantId, ledgerId, link.link, ct);
+            var canonical = await LinkBytesAsync(connection, tenantId, ledgerId, link, ct);
             var hash = Link(previous, canonical);
             if (!hash.AsSpan().SequenceEqual(link.hash))
                 return Bad(links.Count, head, link.link, "the journal rows of this link do not hash to the stored value");
@@ -63,8 +63,8 @@ public sealed class AuditChain(Database database)
         }
         // Rows attached to no link, or a head that does not match the last link, are tampering too.
         var stray = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-            "SELECT count(*) FROM transfers WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link > @last",
-            new { tenantId, ledgerId, last = expected - 1 }, cancellationToken: ct));
+            "SELECT count(*) FROM transfers WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq > @lastSeq",
+            new { tenantId, ledgerId, lastSeq = links.Count == 0 ? 0 : links[^1].last_seq }, cancellationToken: ct));
         if (stray > 0 || head is null || head.last_link != expected - 1 || !head.head.AsSpan().SequenceEqual(previous))
             return Bad(links.Count, head, expected, "the chain head does not match the journal");
         return new AuditResult(true, links.Count, Convert.ToHexStringLower(previous), null);
@@ -73,14 +73,15 @@ public sealed class AuditChain(Database database)
     static AuditResult Bad(int links, HeadRow? head, long at, string problem) =>
         new(false, links, head is null ? "" : Convert.ToHexStringLower(head.head), at, problem);
 
-    static async Task<byte[]> LinkBytesAsync(DbConnection connection, string tenantId, string ledgerId, long link, CancellationToken ct)
+    // Transfers and resolutions of a link are found by its seq range (indexed); entries by link number (indexed).
+    static async Task<byte[]> LinkBytesAsync(DbConnection connection, string tenantId, string ledgerId, LinkRow row, CancellationToken ct)
     {
-        var args = new { tenantId, ledgerId, link };
+        var args = new { tenantId, ledgerId, link = row.link, first = row.first_seq, last = row.last_seq };
         var transfers = await connection.QueryAsync<LedgerStore.TransferRow>(new CommandDefinition(
-            $"SELECT {LedgerStore.TransferColumns}, NULL AS kind, 0 AS resolved_amount, NULL AS resolved_at_us FROM transfers t WHERE t.tenant_id = @tenantId AND t.ledger_id = @ledgerId AND t.link = @link",
+            $"SELECT {LedgerStore.TransferColumns}, NULL AS kind, 0 AS resolved_amount, NULL AS resolved_at_us FROM transfers t WHERE t.tenant_id = @tenantId AND t.ledger_id = @ledgerId AND t.seq BETWEEN @first AND @last",
             args, cancellationToken: ct));
         var resolutions = await connection.QueryAsync<ResolutionDbRow>(new CommandDefinition(
-            "SELECT transfer_id, seq, kind, amount, resolved_at_us FROM transfer_resolutions WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
+            "SELECT transfer_id, seq, kind, amount, resolved_at_us FROM transfer_resolutions WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq BETWEEN @first AND @last",
             args, cancellationToken: ct));
         var entries = await connection.QueryAsync<EntryDbRow>(new CommandDefinition(
             "SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
@@ -94,6 +95,8 @@ public sealed class AuditChain(Database database)
     sealed class LinkRow
     {
         public long link { get; set; }
+        public long first_seq { get; set; }
+        public long last_seq { get; set; }
         public byte[] prev_hash { get; set; } = [];
         public byte[] hash { get; set; } = [];
     }

@@ -297,6 +297,7 @@ public static class LedgerApi
         for (var i = 0; i < items.Length; i++) v.Transfer($"transfers[{i}].", items[i], inBatch: true);
         if (!v.Ok) return Problems.Validation(v.Errors);
 
+        await s.Store.WarmAccountLedgersAsync(s.TenantId, items.SelectMany(t => new[] { t.DebitAccount!, t.CreditAccount! }), ct);
         var ops = new PostingOp[items.Length];
         var ledgers = new LedgerRecord?[items.Length];
         for (var i = 0; i < items.Length; i++)

@@ -111,6 +111,7 @@ public sealed class LedgerStore(Database database, TimeProvider clock)
                 tx, cancellationToken: ct));
             await InsertEventAsync(connection, tx, tenantId, wanted.LedgerId, "account.created", wanted.Id, eventPayload, wanted.CreatedAtUs, ct);
             await tx.CommitAsync(ct);
+            _definitions.Set(("account-ledger", tenantId, wanted.Id), wanted.LedgerId, new MemoryCacheEntryOptions { Size = 1 });
             return (CreateOutcome.Created, wanted);
         }
         catch (DbException e) when (Database.IsUniqueViolation(e))
@@ -148,6 +149,20 @@ public sealed class LedgerStore(Database database, TimeProvider clock)
             "SELECT ledger_id FROM accounts WHERE tenant_id = @tenantId AND id = @accountId", new { tenantId, accountId }, cancellationToken: ct));
         if (ledgerId is not null) _definitions.Set(key, ledgerId, new MemoryCacheEntryOptions { Size = 1 });
         return ledgerId;
+    }
+
+    /// <summary>Loads the ledgers of many accounts into the definition cache with one query (batch requests).</summary>
+    public async Task WarmAccountLedgersAsync(string tenantId, IEnumerable<string> accountIds, CancellationToken ct)
+    {
+        var missing = accountIds.Distinct(StringComparer.Ordinal).Where(id => !_definitions.TryGetValue(("account-ledger", tenantId, id), out _)).ToArray();
+        if (missing.Length == 0) return;
+        await using var connection = await database.OpenAsync(ct);
+        var sql = database.Kind == StoreKind.Postgres
+            ? "SELECT id, ledger_id FROM accounts WHERE tenant_id = @tenantId AND id = ANY(@missing)"
+            : "SELECT id, ledger_id FROM accounts WHERE tenant_id = @tenantId AND id IN (SELECT value FROM json_each(@json))";
+        var rows = await connection.QueryAsync<(string Id, string LedgerId)>(new CommandDefinition(sql,
+            new { tenantId, missing, json = System.Text.Json.JsonSerializer.Serialize(missing) }, cancellationToken: ct));
+        foreach (var (id, ledgerId) in rows) _definitions.Set(("account-ledger", tenantId, id), ledgerId, new MemoryCacheEntryOptions { Size = 1 });
     }
 
     public async Task<(List<AccountState> Items, bool More)> ListAccountsAsync(string tenantId, string? ledgerId,

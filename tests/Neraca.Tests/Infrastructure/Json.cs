@@ -18,7 +18,11 @@ public static class Http
 
     public static async Task<(HttpResponseMessage Response, JsonNode? Body)> PostRawAsync(this HttpClient client, string path, string body, string contentType = "application/json")
     {
-        var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, contentType));
+        // Expect: 100-continue lets the server refuse an oversized body before the client sends it, instead of
+        // racing the client's upload against the 413 (a broken pipe on the client side).
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, contentType) };
+        request.Headers.ExpectContinue = true;
+        var response = await client.SendAsync(request);
         return (response, await ReadAsync(response));
     }
 

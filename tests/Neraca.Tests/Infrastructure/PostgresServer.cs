@@ -80,10 +80,16 @@ public sealed class PostgresServer : IAsyncDisposable
     }
 }
 
+#if !NERACA_BENCH // bench/Neraca.Bench links this file for PostgresServer and stops the server itself.
 /// <summary>Stops shared infrastructure when the test assembly finishes, whether tests passed or not.</summary>
 public sealed class InfrastructureLifetime : IAsyncLifetime
 {
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
 
-    public async ValueTask DisposeAsync() => await PostgresServer.StopSharedAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await PostgresServer.StopSharedAsync();
+        await RabbitMqServer.StopSharedAsync();
+    }
 }
+#endif

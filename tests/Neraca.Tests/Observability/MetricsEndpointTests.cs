@@ -1,11 +1,11 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Headers;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Neraca.Observability;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
+using Npgsql;
 
 namespace Neraca.Tests.Observability;
 
@@ -47,14 +47,25 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task Every_metric_named_by_the_rules_and_dashboards_is_in_metrics()
     {
-        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Postgres),
-            "--Observability:TestEndpoints=true", "--DatabasePoolSizeMax=2");
+        var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
+        await using var server = await NeracaServer.StartAsync(database, "--Observability:TestEndpoints=true", "--Events:AllowPrivateWebhookTargets=true");
+        await using var receiver = new TestHttpReceiver();
+        await using var failingReceiver = new TestHttpReceiver(status: 500);
         var tenant = await server.NewTenantAsync();
-        // Real traffic first: postings through the ledger, database work, a handled exception, a pool wait.
+        // Real traffic first: webhook deliveries (one endpoint answers, one fails), postings through the ledger,
+        // database work, a handled exception, a pool wait.
+        foreach (var url in new[] { receiver.Url + "/hook", failingReceiver.Url + "/hook" })
+        {
+            var webhook = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url, event_types = new[] { "transfer.*" } });
+            Assert.True(webhook.Response.IsSuccessStatusCode, webhook.Body?.ToJsonString());
+        }
         await PostTransfersAsync(tenant.Http);
+        await receiver.NextAsync(TimeSpan.FromSeconds(60));
+        await failingReceiver.NextAsync(TimeSpan.FromSeconds(60));
+        await ScrapeUntilAsync(server, "neraca_webhook_delivery_attempts_total", "neraca_webhook_delivery_failures_total");
         await server.CreateClient().GetAsync("/health/ready");
         await server.CreateClient().GetAsync("/_test/fail");
-        await WaitForAPooledConnectionAsync(server);
+        await WaitForAPooledConnectionAsync(server, database);
         // Then a stand-in sample for each contract instrument whose capability has not landed yet.
         using var standIns = RecordInstrumentsNotYetPublished();
 
@@ -168,24 +179,24 @@ public sealed class MetricsEndpointTests
         Assert.True(pending.Response.IsSuccessStatusCode, pending.Body?.ToJsonString());
     }
 
-    /// <summary>Npgsql reports requests waiting for a connection only once one has waited: hold the whole pool (2),
-    /// ask for a third connection, and let it in once /metrics shows it waiting.</summary>
-    static async Task WaitForAPooledConnectionAsync(NeracaServer server)
+    /// <summary>Npgsql reports requests waiting for a connection only once one has waited. The server's own pool is
+    /// shared with background work (the outbox relay), so a pool of one connection on the same database is made to
+    /// wait instead: same driver, same meter, same series name.</summary>
+    static async Task WaitForAPooledConnectionAsync(NeracaServer server, string connectionString)
     {
-        var database = server.Services.GetRequiredService<Database>();
         var ct = TestContext.Current.CancellationToken;
-        await using var first = await database.OpenAsync(ct);
-        var second = await database.OpenAsync(ct);
-        var third = database.OpenAsync(ct).AsTask();
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = 1, Timeout = 60, ApplicationName = "neraca-metrics-test" };
+        await using var pool = NpgsqlDataSource.Create(builder.ConnectionString);
+        var first = await pool.OpenConnectionAsync(ct);
+        var second = pool.OpenConnectionAsync(ct).AsTask();
         try
         {
-            for (var i = 0; i < 100 && !SampleNames(await ScrapeAsync(server.CreateClient())).Contains("db_client_connection_npgsql_pending_requests"); i++)
-                await Task.Delay(100, ct);
+            await ScrapeUntilAsync(server, "db_client_connection_npgsql_pending_requests");
         }
         finally
         {
-            await second.DisposeAsync();
-            await (await third).DisposeAsync();
+            await first.DisposeAsync();
+            await (await second).DisposeAsync();
         }
     }
 
@@ -196,6 +207,14 @@ public sealed class MetricsEndpointTests
         // NeracaApp.RunAsync turns this into "Invalid configuration: ..." and exit code 2.
         var error = Assert.Throws<OptionsValidationException>(() => Neraca.Hosting.NeracaApp.Create(args));
         Assert.Contains("Observability:Metrics:BearerToken", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Scrapes until the series appear (work finishing in the background), for at most 10 s; the names
+    /// test then reports what is still missing.</summary>
+    static async Task ScrapeUntilAsync(NeracaServer server, params string[] names)
+    {
+        for (var i = 0; i < 100 && !names.All(SampleNames(await ScrapeAsync(server.CreateClient())).Contains); i++)
+            await Task.Delay(100, TestContext.Current.CancellationToken);
     }
 
     static async Task<string> ScrapeAsync(HttpClient client)

@@ -12,8 +12,12 @@ public sealed class TestHttpReceiver : IAsyncDisposable
     readonly List<ReceivedRequest> _all = [];
     readonly Task _loop;
 
-    public TestHttpReceiver()
+    readonly int _status;
+
+    /// <param name="status">What every request is answered with (a failing webhook receiver answers 500).</param>
+    public TestHttpReceiver(int status = 200)
     {
+        _status = status;
         for (var attempt = 0; ; attempt++)
         {
             Port = Infrastructure.ProcessRunner.FreePort();
@@ -67,7 +71,7 @@ public sealed class TestHttpReceiver : IAsyncDisposable
                 context.Request.ContentType, body.ToArray());
             lock (_all) _all.Add(request);
             await _received.Writer.WriteAsync(request);
-            context.Response.StatusCode = 200;
+            context.Response.StatusCode = _status;
             context.Response.Close();
         }
     }

@@ -1,0 +1,162 @@
+using System.Globalization;
+
+namespace Neraca.Bench;
+
+/// <summary>Command-line settings of one benchmark run. Every default keeps <c>--scenario all</c> to a few minutes on 2 cores.</summary>
+public sealed class BenchOptions
+{
+    public const string DefaultApiKey = "nrc_benchbootstrapkey000000000000000000000";
+
+    /// <summary>Scenarios to run: <c>uniform</c>, <c>hot</c>, <c>batch</c>, <c>read</c> (or <c>all</c>).</summary>
+    public IReadOnlyList<string> Scenarios { get; private set; } = ScenarioNames.All;
+
+    /// <summary>Measured seconds per run (after the warm-up). Default 5.</summary>
+    public double Seconds { get; private set; } = 5;
+
+    /// <summary>Warm-up seconds per run, not measured. Default 1.</summary>
+    public double WarmupSeconds { get; private set; } = 1;
+
+    /// <summary>Concurrent clients of the <c>uniform</c> runs. Default 1, 8, 64, 256.</summary>
+    public IReadOnlyList<int> UniformClients { get; private set; } = [1, 8, 64, 256];
+
+    /// <summary>Concurrent clients of the <c>hot</c> and <c>read</c> runs. Default 64.</summary>
+    public int Clients { get; private set; } = 64;
+
+    /// <summary>Transfers per request of the <c>batch</c> runs. Default 100, 1,000, 8,000.</summary>
+    public IReadOnlyList<int> BatchSizes { get; private set; } = [100, 1000, 8000];
+
+    /// <summary>Concurrent clients of the <c>batch</c> runs. Default 4.</summary>
+    public int BatchClients { get; private set; } = 4;
+
+    /// <summary>Accounts the transfers move money between. Default 10,000.</summary>
+    public int Accounts { get; private set; } = 10_000;
+
+    /// <summary>A running Neraca server to measure instead of starting one (needs <see cref="Database"/>).</summary>
+    public Uri? Target { get; private set; }
+
+    /// <summary>Npgsql connection string of the target's database, for the conservation check.</summary>
+    public string? Database { get; private set; }
+
+    /// <summary>Database for the naive baseline when <see cref="Target"/> is set (its own, it creates tables there).</summary>
+    public string? BaselineDatabase { get; private set; }
+
+    /// <summary>Admin key of the target's <c>default</c> tenant (or the key the started server is bootstrapped with).</summary>
+    public string ApiKey { get; private set; } = DefaultApiKey;
+
+    /// <summary>Tenant the key belongs to (the conservation check filters by it).</summary>
+    public string Tenant { get; private set; } = "default";
+
+    /// <summary>Run the naive baseline too (default).</summary>
+    public bool Baseline { get; private set; } = true;
+
+    /// <summary>Run Neraca (default); off measures only the baseline, e.g. to check it alone.</summary>
+    public bool Neraca { get; private set; } = true;
+
+    /// <summary>Where the JSON report goes. Default <c>bench/results/bench-UTCSTAMP.json</c>.</summary>
+    public string? Output { get; private set; }
+
+    /// <summary>The server to start. Default <c>src/Neraca.Server/bin/Release/net10.0/Neraca.Server.dll</c>.</summary>
+    public string? ServerDll { get; private set; }
+
+    /// <summary>Extra arguments for the started server (repeatable), e.g. <c>--server-arg --Ledger:BatchSizeMax=4000</c>.</summary>
+    public IReadOnlyList<string> ServerArgs => _serverArgs;
+
+    readonly List<string> _serverArgs = [];
+
+    /// <summary>Environment variables for the started server (repeatable <c>--server-env NAME=VALUE</c>), e.g.
+    /// <c>DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0</c>.</summary>
+    public IReadOnlyDictionary<string, string> ServerEnvironment => _serverEnvironment;
+
+    readonly Dictionary<string, string> _serverEnvironment = new(StringComparer.Ordinal);
+
+    public static string Usage => """
+        Usage: dotnet run -c Release --project bench/Neraca.Bench -- [options]
+          --scenario all|uniform,hot,batch,read   scenarios (default all)
+          --seconds N            measured seconds per run (default 5)
+          --warmup N             warm-up seconds per run (default 1)
+          --uniform-clients L    clients of the uniform runs (default 1,8,64,256)
+          --clients N            clients of the hot and read runs (default 64)
+          --batch-sizes L        transfers per batch request (default 100,1000,8000)
+          --batch-clients N      clients of the batch runs (default 4)
+          --accounts N           accounts (default 10000)
+          --no-baseline          measure Neraca only
+          --no-neraca            measure the baseline only
+          --target URL --database CONN [--api-key KEY] [--tenant ID] [--baseline-database CONN]
+                                 measure a running server instead of starting PostgreSQL and Neraca
+          --server-dll PATH      server to start (default the Release build of src/Neraca.Server)
+          --server-arg ARG       extra argument for the started server (repeatable)
+          --server-env NAME=VAL  environment variable for the started server (repeatable)
+          --out FILE             JSON report (default bench/results/bench-UTCSTAMP.json)
+        """;
+
+    /// <summary>Parses the arguments; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            switch (name)
+            {
+                case "--scenario": o.Scenarios = ParseScenarios(Value()); break;
+                case "--seconds": o.Seconds = PositiveDouble(name, Value()); break;
+                case "--warmup": o.WarmupSeconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--uniform-clients": o.UniformClients = IntList(name, Value()); break;
+                case "--clients": o.Clients = PositiveInt(name, Value()); break;
+                case "--batch-sizes": o.BatchSizes = IntList(name, Value()); break;
+                case "--batch-clients": o.BatchClients = PositiveInt(name, Value()); break;
+                case "--accounts": o.Accounts = Math.Max(2, PositiveInt(name, Value())); break;
+                case "--no-baseline": o.Baseline = false; break;
+                case "--no-neraca": o.Neraca = false; break;
+                case "--target": o.Target = new Uri(Value()); break;
+                case "--database": o.Database = Value(); break;
+                case "--baseline-database": o.BaselineDatabase = Value(); break;
+                case "--api-key": o.ApiKey = Value(); break;
+                case "--tenant": o.Tenant = Value(); break;
+                case "--server-dll": o.ServerDll = Value(); break;
+                case "--server-arg": o._serverArgs.Add(Value()); break;
+                case "--server-env":
+                    var pair = Value().Split('=', 2);
+                    if (pair.Length != 2 || pair[0].Length == 0) throw new ArgumentException("--server-env needs NAME=VALUE");
+                    o._serverEnvironment[pair[0]] = pair[1];
+                    break;
+                case "--out": o.Output = Value(); break;
+                default: throw new ArgumentException($"unknown option {name}");
+            }
+        }
+        if (!o.Neraca && !o.Baseline) throw new ArgumentException("--no-neraca and --no-baseline leave nothing to measure");
+        if (o.Target is not null && o.Database is null)
+            throw new ArgumentException("--target needs --database (the conservation check reads the ledger's tables)");
+        if (o.Target is not null && o.Baseline && o.BaselineDatabase is null)
+            throw new ArgumentException("--target with the baseline needs --baseline-database (or pass --no-baseline)");
+        return o;
+    }
+
+    static IReadOnlyList<string> ParseScenarios(string text)
+    {
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Contains("all")) return ScenarioNames.All;
+        foreach (var n in names)
+            if (!ScenarioNames.All.Contains(n)) throw new ArgumentException($"unknown scenario {n}");
+        return names;
+    }
+
+    static int PositiveInt(string name, string text) =>
+        int.TryParse(text, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{name} must be a positive integer");
+
+    static double PositiveDouble(string name, string text) =>
+        double.TryParse(text, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new ArgumentException($"{name} must be a positive number");
+
+    static int[] IntList(string name, string text) =>
+        [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(t => PositiveInt(name, t.Trim()))];
+}
+
+public static class ScenarioNames
+{
+    public const string Uniform = "uniform";
+    public const string Hot = "hot";
+    public const string Batch = "batch";
+    public const string Read = "read";
+    public static readonly IReadOnlyList<string> All = [Uniform, Hot, Batch, Read];
+}

@@ -1,0 +1,215 @@
+using System.Globalization;
+using Neraca.Bench.Baseline;
+using Neraca.Tests.Infrastructure;
+
+namespace Neraca.Bench;
+
+/// <summary>One system under test: Neraca or the naive baseline, with its ledger, accounts and conservation probe.</summary>
+public sealed class Side(string name, Workload workload, ConservationProbe probe, string connectionString, int? serverPid, int? postmasterPid)
+{
+    /// <summary>PostgreSQL's postmaster when it runs on this machine (for its CPU), else null.</summary>
+    public int? PostmasterPid { get; } = postmasterPid;
+
+    public string Name { get; } = name;
+    public Workload Workload { get; } = workload;
+    public ConservationProbe Probe { get; } = probe;
+    public string ConnectionString { get; } = connectionString;
+
+    /// <summary>The server's process when the benchmark started it (for memory and CPU), else null.</summary>
+    public int? ServerPid { get; } = serverPid;
+
+    /// <summary>Money acknowledged to clients since the ledger was created.</summary>
+    public decimal Acknowledged { get; set; }
+
+    /// <summary>Whether some answer was lost (then the ledger may hold more than was acknowledged).</summary>
+    public bool AnswersLost { get; set; }
+}
+
+/// <summary>A run of the plan: a scenario with its clients and batch size, sent to each side in turn.</summary>
+public sealed record RunPlan(string Scenario, string Name, int Clients, int BatchSize, Func<Workload, string, Operation> Warmup, Func<Workload, string, Operation> Measured);
+
+/// <summary>What one side did in one run.</summary>
+public sealed record RunResult(string Scenario, string Run, string Side, int Clients, int BatchSize, RunStats Stats, ConservationCheck Conservation,
+    double? PeakRssMiB, CpuUse Cpu, IReadOnlyDictionary<string, double> PgWaits);
+
+/// <summary>Starts what is needed, runs the plan on both sides, prints and saves the report.</summary>
+public static class Benchmark
+{
+    public const string Neraca = "neraca";
+    public const string Baseline = "baseline";
+
+    public static async Task<int> RunAsync(BenchOptions o, CancellationToken ct)
+    {
+        var root = RepoRoot();
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        ServerProcess? server = null;
+        NaiveLedgerServer? naive = null;
+        var sides = new List<Side>();
+        var clients = new List<LedgerClient>();
+        try
+        {
+            string? neracaDb = o.Database, naiveDb = o.BaselineDatabase;
+            var neracaUrl = o.Target;
+            if (o.Target is null)
+            {
+                Log("starting PostgreSQL (fsync and synchronous_commit on)");
+                var pg = await PostgresServer.SharedAsync();
+                if (o.Baseline) naiveDb = await pg.CreateDatabaseAsync("bench_naive");
+                if (o.Neraca)
+                {
+                    neracaDb = await pg.CreateDatabaseAsync("bench_neraca");
+                    var dll = o.ServerDll ?? Path.Combine(root, "src/Neraca.Server/bin/Release/net10.0/Neraca.Server.dll");
+                    Log($"starting {dll}");
+                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, o.ServerArgs, o.ServerEnvironment, ct);
+                    neracaUrl = server.BaseAddress;
+                }
+            }
+            var ledgerCode = "bench-" + stamp;
+            // Ids unique per invocation, so runs against the same --target never collide.
+            var prefix = Base36(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            var accounts = Enumerable.Range(0, o.Accounts).Select(i => $"{prefix}.{i.ToString(CultureInfo.InvariantCulture)}").ToArray();
+            var hot = prefix + ".hot";
+
+            if (o.Neraca)
+            {
+                var neracaClient = new LedgerClient(neracaUrl!, o.ApiKey);
+                clients.Add(neracaClient);
+                var pid = server?.Pid;
+                var db = neracaDb!;
+                sides.Add(await SetUpAsync(Neraca, neracaClient, ledgerCode, accounts, hot,
+                    id => ConservationProbe.ForNeraca(db, o.Tenant, id), db, pid, ct));
+            }
+            if (o.Baseline)
+            {
+                naive = await NaiveLedgerServer.StartAsync(naiveDb!, o.ApiKey, ct);
+                var naiveClient = new LedgerClient(naive.BaseAddress, o.ApiKey);
+                clients.Add(naiveClient);
+                var db = naiveDb!;
+                sides.Add(await SetUpAsync(Baseline, naiveClient, ledgerCode, accounts, hot,
+                    id => ConservationProbe.ForBaseline(db, id), db, null, ct));
+            }
+
+            var results = new List<RunResult>();
+            var plan = Plan(o);
+            for (var i = 0; i < plan.Count; i++)
+            {
+                foreach (var side in sides)
+                {
+                    var result = await RunAsync(plan[i], side, $"{prefix}r{i.ToString(CultureInfo.InvariantCulture)}{side.Name[0]}", o, ct);
+                    results.Add(result);
+                    Log(Report.Line(result));
+                }
+            }
+            var report = Report.Build(o, results, server is not null, await Report.MachineAsync((neracaDb ?? naiveDb)!, root, ct));
+            Report.Print(report);
+            var path = o.Output ?? Path.Combine(root, "bench", "results", $"bench-{stamp}.json");
+            await Report.SaveAsync(report, path, ct);
+            Log($"report saved to {path}");
+            return results.All(r => r.Conservation.Ok) ? 0 : 1;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            Log("cancelled");
+            return 130;
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+            if (naive is not null) await naive.DisposeAsync();
+            if (server is not null) await server.DisposeAsync();
+            await PostgresServer.StopSharedAsync();
+        }
+    }
+
+    static async Task<Side> SetUpAsync(string name, LedgerClient client, string ledgerCode, string[] accounts, string hot,
+        Func<string, ConservationProbe> probe, string connectionString, int? serverPid, CancellationToken ct)
+    {
+        Log($"{name}: creating ledger {ledgerCode} and {accounts.Length + 1} accounts");
+        var ledgerId = await client.CreateLedgerAsync(ledgerCode, ct);
+        await client.CreateAccountsAsync(ledgerCode, [.. accounts, hot], concurrency: 16, ct);
+        var side = new Side(name, new Workload(client, accounts, hot), probe(ledgerId), connectionString, serverPid,
+            await CpuMonitor.FindPostmasterAsync(connectionString, ct));
+        Log($"{name}: priming (one transfer into every account, so no run pays for a cold cache)");
+        var primed = await side.Workload.PrimeAsync(hot + ".p", ct);
+        side.Acknowledged += primed.AckedAmount;
+        side.AnswersLost |= primed.Uncertain;
+        if (primed.Failed > 0) throw new InvalidOperationException($"{name}: priming failed: {primed.Error}");
+        return side;
+    }
+
+    static async Task<RunResult> RunAsync(RunPlan run, Side side, string tag, BenchOptions o, CancellationToken ct)
+    {
+        CpuMonitor? cpu = null;
+        WaitSampler? sampler = null;
+        CpuUse? cpuUse = null;
+        IReadOnlyDictionary<string, double>? waits = null;
+        void Start()
+        {
+            Log($"{side.Name} {run.Name}: measuring for {o.Seconds.ToString(CultureInfo.InvariantCulture)} s");
+            cpu = CpuMonitor.Start(side.ServerPid, side.PostmasterPid);
+            sampler = WaitSampler.Start(side.ConnectionString);
+        }
+        async Task Stop()
+        {
+            cpuUse = cpu!.Stop();
+            waits = await sampler!.StopAsync();
+            await sampler.DisposeAsync();
+        }
+        await using var rss = side.ServerPid is int pid ? RssMonitor.Start(pid) : null;
+        var stats = await LoadRunner.RunAsync(run.Clients, TimeSpan.FromSeconds(o.WarmupSeconds), TimeSpan.FromSeconds(o.Seconds),
+            run.Warmup(side.Workload, tag + "w"), run.Measured(side.Workload, tag + "m"), ct, onMeasureStart: Start, onMeasureEnd: Stop);
+        double? peak = rss is null ? null : await rss.StopAsync();
+        side.Acknowledged += stats.AckedAmount;
+        side.AnswersLost |= stats.Uncertain;
+        var conservation = await side.Probe.CheckAsync(side.Acknowledged, side.AnswersLost, ct);
+        return new RunResult(run.Scenario, run.Name, side.Name, run.Clients, run.BatchSize, stats, conservation, peak, cpuUse!, waits!);
+    }
+
+    static List<RunPlan> Plan(BenchOptions o)
+    {
+        var plan = new List<RunPlan>();
+        foreach (var scenario in o.Scenarios)
+        {
+            switch (scenario)
+            {
+                case ScenarioNames.Uniform:
+                    foreach (var c in o.UniformClients)
+                        plan.Add(new(scenario, $"uniform c={c}", c, 1, (w, t) => w.Uniform(t), (w, t) => w.Uniform(t)));
+                    break;
+                case ScenarioNames.Hot:
+                    plan.Add(new(scenario, $"hot c={o.Clients}", o.Clients, 1, (w, t) => w.Hot(t), (w, t) => w.Hot(t)));
+                    break;
+                case ScenarioNames.Batch:
+                    foreach (var size in o.BatchSizes)
+                        plan.Add(new(scenario, $"batch {size} c={o.BatchClients}", o.BatchClients, size,
+                            (w, t) => w.Batch(t, Math.Min(size, 100)), (w, t) => w.Batch(t, size)));
+                    break;
+                case ScenarioNames.Read:
+                    plan.Add(new(scenario, $"read 90/10 c={o.Clients}", o.Clients, 1, (w, t) => w.ReadMostly(t, 10), (w, t) => w.ReadMostly(t, 10)));
+                    break;
+            }
+        }
+        return plan;
+    }
+
+    static string Base36(long value)
+    {
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        var text = "";
+        for (; value > 0; value /= 36) text = digits[(int)(value % 36)] + text;
+        return text;
+    }
+
+    static string RepoRoot()
+    {
+        foreach (var start in (string[])[Directory.GetCurrentDirectory(), AppContext.BaseDirectory])
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Neraca.slnx"))) return dir.FullName;
+        }
+        return Directory.GetCurrentDirectory();
+    }
+
+    public static void Log(string message) =>
+        Console.WriteLine($"[{DateTime.UtcNow.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}] {message}");
+}

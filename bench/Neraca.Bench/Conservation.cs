@@ -1,0 +1,57 @@
+using Npgsql;
+
+namespace Neraca.Bench;
+
+/// <summary>Money in one ledger as the balances and the journal each tell it.</summary>
+public sealed record LedgerTotals(decimal BalanceDebits, decimal BalanceCredits, decimal JournalDebits, decimal JournalCredits, decimal TransferAmounts);
+
+/// <summary>The conservation check after a run: debits = credits (balances and journal), balances = journal, and
+/// the money moved = the money the clients saw acknowledged (at least that much when some answers were lost).</summary>
+public sealed record ConservationCheck(bool Ok, string Detail, LedgerTotals Totals, decimal Acknowledged);
+
+/// <summary>Reads a ledger's totals with SQL on its own database (the two sides have different schemas).</summary>
+public sealed class ConservationProbe(string connectionString, string sql, IReadOnlyDictionary<string, object> parameters)
+{
+    /// <summary>Neraca's schema (migration 0100): balances in <c>accounts</c>, journal in <c>entries</c> and <c>transfers</c>.</summary>
+    public static ConservationProbe ForNeraca(string connectionString, string tenantId, string ledgerId) => new(connectionString, """
+        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),
+               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = @ledger AND direction = 1),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = @ledger AND direction = 2),
+               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE tenant_id = @tenant AND ledger_id = @ledger AND NOT pending)
+        """, new Dictionary<string, object> { ["tenant"] = tenantId, ["ledger"] = ledgerId });
+
+    /// <summary>The naive baseline's schema (<see cref="Baseline.NaiveLedger"/>).</summary>
+    public static ConservationProbe ForBaseline(string connectionString, string ledgerId) => new(connectionString, """
+        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE ledger_id = @ledger),
+               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE ledger_id = @ledger),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = @ledger AND direction = 1),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = @ledger AND direction = 2),
+               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE ledger_id = @ledger)
+        """, new Dictionary<string, object> { ["ledger"] = ledgerId });
+
+    public async Task<LedgerTotals> ReadAsync(CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return new LedgerTotals(reader.GetDecimal(0), reader.GetDecimal(1), reader.GetDecimal(2), reader.GetDecimal(3), reader.GetDecimal(4));
+    }
+
+    public async Task<ConservationCheck> CheckAsync(decimal acknowledged, bool someAnswersLost, CancellationToken ct)
+    {
+        var t = await ReadAsync(ct);
+        var problems = new List<string>();
+        if (t.BalanceDebits != t.BalanceCredits) problems.Add($"balances: debits {t.BalanceDebits} != credits {t.BalanceCredits}");
+        if (t.JournalDebits != t.JournalCredits) problems.Add($"journal: debits {t.JournalDebits} != credits {t.JournalCredits}");
+        if (t.BalanceDebits != t.JournalDebits) problems.Add($"balances {t.BalanceDebits} != journal {t.JournalDebits}");
+        if (t.TransferAmounts != t.JournalDebits) problems.Add($"transfers {t.TransferAmounts} != entries {t.JournalDebits}");
+        if (someAnswersLost ? t.BalanceDebits < acknowledged : t.BalanceDebits != acknowledged)
+            problems.Add($"moved {t.BalanceDebits} but clients saw {acknowledged} acknowledged");
+        return new ConservationCheck(problems.Count == 0, problems.Count == 0 ? $"debits = credits = {t.BalanceDebits}" : string.Join("; ", problems),
+            t, acknowledged);
+    }
+}

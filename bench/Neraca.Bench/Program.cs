@@ -1,0 +1,21 @@
+using Neraca.Bench;
+
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    await Console.Error.WriteLineAsync(e.Message);
+    await Console.Error.WriteLineAsync(BenchOptions.Usage);
+    return 64;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+return await Benchmark.RunAsync(options, cancel.Token);

@@ -1,0 +1,188 @@
+using System.Data.Common;
+using Dapper;
+using Microsoft.Extensions.Options;
+using Neraca.Storage;
+
+namespace Neraca.Events;
+
+/// <summary>Moves committed events out of the outbox: fans each out into one webhook delivery per matching endpoint
+/// and, when configured, publishes it to RabbitMQ and waits for the broker's confirm. Only then is its outbox row
+/// deleted, in the same transaction as the deliveries, so a crash anywhere repeats the work (at least once) and never
+/// loses it; consumers deduplicate on the event id.</summary>
+/// <remarks>On PostgreSQL several workers relay at once: each claims outbox rows with <c>FOR UPDATE SKIP LOCKED</c>
+/// and holds them until its transaction ends, so no row is claimed twice. To keep the events of one ledger (so of every
+/// account) in order across workers, a worker defers any claimed event whose ledger has an older outbox row it did not
+/// claim (another worker holds it); it is relayed in a later round, after that one. Workers still relay different
+/// ledgers in parallel.</remarks>
+public sealed partial class OutboxRelay(Database database, EventSignals signals, IOptions<EventsOptions> options,
+    TimeProvider clock, ILogger<OutboxRelay> logger, RabbitMqPublisher? rabbit = null)
+{
+    /// <summary>Relays one batch; returns how many events it relayed (0 when the outbox is empty).</summary>
+    public async Task<int> RelayBatchAsync(CancellationToken ct)
+    {
+        var relayed = database.Kind == StoreKind.Postgres ? await RelayPostgresAsync(ct) : await RelaySqliteAsync(ct);
+        if (relayed > 0) signals.Deliveries.Pulse();
+        return relayed;
+    }
+
+    async Task<int> RelayPostgresAsync(CancellationToken ct)
+    {
+        var batch = options.Value.RelayBatchSizeMax;
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var claimed = (await connection.QueryAsync<long>(new CommandDefinition(
+            "SELECT event_seq FROM outbox ORDER BY event_seq LIMIT @batch FOR UPDATE SKIP LOCKED",
+            new { batch }, tx, cancellationToken: ct))).ToArray();
+        if (claimed.Length == 0) return 0;
+        var events = (await connection.QueryAsync<EventRow>(new CommandDefinition(
+            $"SELECT {EventFeed.Columns} FROM events WHERE seq = ANY(@claimed) ORDER BY seq",
+            new { claimed }, tx, cancellationToken: ct))).AsList();
+        var streams = events.Select(Stream).Distinct().ToArray();
+        var blockers = (await connection.QueryAsync<(string TenantId, string Stream, long Seq)>(new CommandDefinition("""
+            SELECT e.tenant_id, COALESCE(e.ledger_id, e.subject), min(o.event_seq) FROM outbox o JOIN events e ON e.seq = o.event_seq
+            WHERE o.event_seq < @last AND NOT (o.event_seq = ANY(@claimed)) AND COALESCE(e.ledger_id, e.subject) = ANY(@streams)
+            GROUP BY e.tenant_id, COALESCE(e.ledger_id, e.subject)
+            """, new { last = claimed[^1], claimed, streams }, tx, cancellationToken: ct)))
+            .ToDictionary(b => (b.TenantId, b.Stream), b => b.Seq);
+        var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
+        if (ready.Count == 0) return 0;
+
+        await FanOutAsync(connection, tx, ready, ct);
+        if (rabbit is not null) await rabbit.PublishAsync(ready, ct);
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq = ANY(@seqs)",
+            new { seqs = ready.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        return ready.Count;
+    }
+
+    /// <summary>The unit of ordering across relays: the ledger, or the subject of an event outside any ledger.</summary>
+    static string Stream(EventRow e) => e.LedgerId ?? e.Subject;
+
+    /// <summary>SQLite is the single-node embedded store: one relay, and one writer at a time. It reads without holding
+    /// the write lock, publishes, then records the fan-out and deletes the rows in one short write transaction.</summary>
+    async Task<int> RelaySqliteAsync(CancellationToken ct)
+    {
+        var batch = options.Value.RelayBatchSizeMax;
+        await using var connection = await database.OpenAsync(ct);
+        var events = (await connection.QueryAsync<EventRow>(new CommandDefinition($"""
+            SELECT {EventFeed.Columns} FROM events
+            WHERE seq IN (SELECT event_seq FROM outbox ORDER BY event_seq LIMIT @batch) ORDER BY seq
+            """, new { batch }, cancellationToken: ct))).AsList();
+        if (events.Count == 0) return 0;
+        if (rabbit is not null) await rabbit.PublishAsync(events, ct);
+        await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, ct);
+        await FanOutAsync(connection, tx, events, ct);
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq IN @seqs",
+            new { seqs = events.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        return events.Count;
+    }
+
+    /// <summary>One delivery row per (enabled endpoint whose patterns match, event). Relaying the same event twice
+    /// (after a crash) adds nothing: the rows are unique per endpoint and event.</summary>
+    async Task FanOutAsync(DbConnection connection, DbTransaction tx, List<EventRow> events, CancellationToken ct)
+    {
+        var tenants = events.Select(e => e.TenantId).Distinct().ToArray();
+        var endpointsSql = database.Kind == StoreKind.Postgres
+            ? "SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND tenant_id = ANY(@tenants)"
+            : "SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND tenant_id IN @tenants";
+        var endpoints = (await connection.QueryAsync<(string TenantId, string Id, string EventTypes)>(new CommandDefinition(
+            endpointsSql, new { tenants }, tx, cancellationToken: ct))).ToLookup(e => e.TenantId);
+        if (endpoints.Count == 0) return;
+
+        var now = DbTime.ToMicros(clock.GetUtcNow());
+        var rows = new List<DeliveryInsert>();
+        foreach (var e in events)
+        {
+            foreach (var endpoint in endpoints[e.TenantId])
+            {
+                if (!endpoint.EventTypes.Split(' ').Any(p => EventTypes.Matches(p, e.Type))) continue;
+                var (key, key2) = OrderingKeys(e);
+                rows.Add(new DeliveryInsert("whd_" + Ids.NewUlid(), e.TenantId, endpoint.Id, e.Seq, key, key2, now));
+            }
+        }
+        if (rows.Count == 0) return;
+        if (database.Kind == StoreKind.Postgres)
+        {
+            await connection.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
+                SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, 1, @now, @now
+                FROM unnest(@ids, @tenantIds, @endpointIds, @seqs, @keys, @keys2) AS d (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2)
+                ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
+                """, new
+            {
+                now,
+                ids = rows.Select(r => r.Id).ToArray(),
+                tenantIds = rows.Select(r => r.TenantId).ToArray(),
+                endpointIds = rows.Select(r => r.EndpointId).ToArray(),
+                seqs = rows.Select(r => r.EventSeq).ToArray(),
+                keys = rows.Select(r => r.OrderingKey).ToArray(),
+                keys2 = rows.Select(r => r.OrderingKey2).ToArray(),
+            }, tx, cancellationToken: ct));
+            return;
+        }
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
+            VALUES (@Id, @TenantId, @EndpointId, @EventSeq, @OrderingKey, @OrderingKey2, 1, @NowUs, @NowUs)
+            ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
+            """, rows, tx, cancellationToken: ct));
+    }
+
+    sealed record DeliveryInsert(string Id, string TenantId, string EndpointId, long EventSeq, string OrderingKey, string? OrderingKey2, long NowUs);
+
+    /// <summary>What a delivery must stay in order with: a transfer event with the other events of its two accounts,
+    /// anything else with the other events of its subject (an account's own events have the account as subject).</summary>
+    internal static (string Key, string? Key2) OrderingKeys(EventRow e)
+    {
+        if (!e.Type.StartsWith("transfer.", StringComparison.Ordinal)) return (e.Subject, null);
+        try
+        {
+            using var payload = System.Text.Json.JsonDocument.Parse(e.Payload);
+            var root = payload.RootElement;
+            if (root.ValueKind == System.Text.Json.JsonValueKind.Object
+                && root.TryGetProperty("debit_account", out var debit) && debit.ValueKind == System.Text.Json.JsonValueKind.String
+                && root.TryGetProperty("credit_account", out var credit) && credit.ValueKind == System.Text.Json.JsonValueKind.String)
+                return (debit.GetString()!, credit.GetString());
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not the ledger's transfer shape: order by subject.
+        }
+        return (e.Subject, null);
+    }
+
+    /// <summary>The relay loop of the worker role: relays while there is work, then sleeps until NOTIFY or the poll
+    /// interval; after a failure (broker down, database error) it backs off up to <see cref="EventsOptions.RelayRetryDelayMaxMs"/>.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var o = options.Value;
+        var failures = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            var wake = signals.Outbox.Next;
+            try
+            {
+                int relayed;
+                do relayed = await RelayBatchAsync(ct);
+                while (relayed > 0 && !ct.IsCancellationRequested);
+                failures = 0;
+                await Signal.WaitAsync(wake, TimeSpan.FromMilliseconds(o.RelayPollIntervalMs), clock, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is BrokerUnavailableException or DbException or TimeoutException or IOException)
+            {
+                failures++;
+                LogRelayFailed(logger, failures, e);
+                var delay = Math.Min(o.RelayRetryDelayMaxMs, o.RelayPollIntervalMs * (1L << Math.Min(failures, 16)));
+                try { await Task.Delay(TimeSpan.FromMilliseconds(delay), clock, ct); }
+                catch (OperationCanceledException) { return; }
+            }
+        }
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Relaying events failed ({Failures} in a row); the events stay in the outbox and are retried")]
+    static partial void LogRelayFailed(ILogger logger, int failures, Exception exception);
+}

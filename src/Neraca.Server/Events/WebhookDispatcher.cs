@@ -1,0 +1,350 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using Dapper;
+using Microsoft.Extensions.Options;
+using Neraca.Storage;
+
+namespace Neraca.Events;
+
+/// <summary>Sends due webhook deliveries: claims them with a lease, POSTs the signed event, records the attempt, and
+/// schedules a retry with exponential backoff and jitter, or moves the delivery to the dead-letter queue after
+/// <see cref="EventsOptions.WebhookAttemptsMax"/> attempts. An endpoint that fails
+/// <see cref="EventsOptions.WebhookDisableAfterFailures"/> times in a row is disabled and the tenant gets a
+/// <c>webhook.endpoint.disabled</c> event.</summary>
+/// <remarks>Deliveries that touch one account (or, for events about no account, one subject) go out to an endpoint
+/// one at a time in event order: a delivery is claimed only when no older pending delivery of that endpoint shares
+/// one of its ordering keys (a transfer event has two: its debit and credit accounts). A worker that dies mid-send loses its
+/// lease after <see cref="EventsOptions.WebhookLeaseMs"/>; another worker sends the delivery again (at least once).</remarks>
+public sealed partial class WebhookDispatcher : IDisposable
+{
+    const int ResponseBodyMaxChars = 1024;
+    const int ErrorMaxChars = 500;
+
+    /// <summary>Due deliveries per endpoint one claim looks at. Bounds the cost of a claim; a delivery further back
+    /// waits until the ones ahead of it are sent (they are older, so they go first anyway).</summary>
+    const int ClaimWindowRows = 200;
+
+    readonly Database _database;
+    readonly EventSignals _signals;
+    readonly EventsOptions _options;
+    readonly TimeProvider _clock;
+    readonly EventsMetrics _metrics;
+    readonly ILogger<WebhookDispatcher> _logger;
+    readonly HttpClient _http;
+
+    public WebhookDispatcher(Database database, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
+        EventsMetrics metrics, ILogger<WebhookDispatcher> logger)
+    {
+        _database = database;
+        _signals = signals;
+        _options = options.Value;
+        _clock = clock;
+        _metrics = metrics;
+        _logger = logger;
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false, // a redirect could lead anywhere, private addresses included
+            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            ConnectTimeout = TimeSpan.FromMilliseconds(_options.WebhookTimeoutMs),
+            ConnectCallback = WebhookTargets.GuardedConnect(_options.AllowPrivateWebhookTargets),
+            MaxConnectionsPerServer = _options.WebhookConcurrencyMax,
+        })
+        { Timeout = Timeout.InfiniteTimeSpan };
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Neraca-Webhooks", "1"));
+    }
+
+    long Now => DbTime.ToMicros(_clock.GetUtcNow());
+
+    /// <summary>Claims and sends one round of due deliveries; returns how many it attempted.</summary>
+    public async Task<int> DispatchDueAsync(CancellationToken ct)
+    {
+        var token = Ids.NewUlid();
+        var claimed = await ClaimAsync(token, ct);
+        if (claimed.Count == 0) return 0;
+        await Parallel.ForEachAsync(claimed, new ParallelOptions { MaxDegreeOfParallelism = _options.WebhookConcurrencyMax, CancellationToken = ct },
+            async (job, ct) => await SendAsync(job, token, ct));
+        return claimed.Count;
+    }
+
+    /// <summary>Claims at most one delivery per sending slot, so every claimed delivery starts at once and its lease
+    /// only has to outlast one timeout.</summary>
+    async Task<List<Job>> ClaimAsync(string token, CancellationToken ct)
+    {
+        var now = Now;
+        var postgres = _database.Kind == StoreKind.Postgres;
+        await using var connection = await _database.OpenAsync(ct);
+        await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        // Per enabled endpoint, its oldest due deliveries (a bounded window: a claim costs the same with a backlog of
+        // millions, and an endpoint that is down with a deep backlog cannot crowd out the others), minus those that
+        // must wait for an older pending delivery sharing one of their ordering keys (index probes, one per key pair).
+        // The CTEs are materialized so that the plan keeps this shape even before statistics catch up with a burst.
+        var window = postgres
+            ? """
+              SELECT x.id, x.tenant_id, x.endpoint_id, x.event_seq, x.ordering_key, x.ordering_key2, x.next_attempt_at_us
+              FROM webhook_endpoints w CROSS JOIN LATERAL (
+                  SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+                  FROM webhook_deliveries d
+                  WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 1
+                    AND d.next_attempt_at_us <= @now AND d.lease_until_us <= @now
+                  ORDER BY d.event_seq LIMIT @window) x
+              WHERE w.state = 1
+              """
+            : """
+              SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+              FROM webhook_endpoints w JOIN webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.endpoint_id = w.id
+              WHERE w.state = 1 AND d.id IN (
+                  SELECT y.id FROM webhook_deliveries y
+                  WHERE y.tenant_id = w.tenant_id AND y.endpoint_id = w.id AND y.state = 1
+                    AND y.next_attempt_at_us <= @now AND y.lease_until_us <= @now
+                  ORDER BY y.event_seq LIMIT @window)
+              """;
+        var sql = $"""
+            WITH due AS MATERIALIZED ({window}),
+            ready AS MATERIALIZED (
+                SELECT c.id, c.next_attempt_at_us, c.event_seq FROM due c
+                WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
+                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key2 = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
+                  AND (c.ordering_key2 IS NULL OR (
+                      NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq)
+                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
+                                  AND p.ordering_key2 = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq))))
+            UPDATE webhook_deliveries SET lease_until_us = @leaseUntil, lease_token = @token
+            WHERE id IN (
+                SELECT d.id FROM webhook_deliveries d JOIN ready r ON r.id = d.id
+                WHERE d.state = 1 AND d.lease_until_us <= @now
+                ORDER BY r.next_attempt_at_us, r.event_seq
+                LIMIT @take{(postgres ? " FOR UPDATE OF d SKIP LOCKED" : "")})
+            RETURNING id
+            """;
+        var ids = (await connection.QueryAsync<string>(new CommandDefinition(sql,
+            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax, window = ClaimWindowRows }, tx, cancellationToken: ct))).ToArray();
+        if (ids.Length == 0)
+        {
+            await tx.CommitAsync(ct);
+            return [];
+        }
+        var jobs = (await connection.QueryAsync<Job>(new CommandDefinition($"""
+            SELECT d.id AS DeliveryId, d.tenant_id AS TenantId, d.endpoint_id AS EndpointId, d.attempts AS Attempts, d.attempt_count AS AttemptCount,
+                   w.url AS Url, w.secret AS Secret,
+                   e.seq AS Seq, e.id AS EventId, e.ledger_id AS LedgerId, e.type AS Type, e.subject AS Subject, e.payload AS Payload, e.created_at_us AS CreatedAtUs
+            FROM webhook_deliveries d
+            JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
+            JOIN events e ON e.seq = d.event_seq
+            WHERE d.id {(postgres ? "= ANY(@ids)" : "IN @ids")}
+            ORDER BY e.seq
+            """, new { ids }, tx, cancellationToken: ct))).AsList();
+        await tx.CommitAsync(ct);
+        return jobs;
+    }
+
+    async Task SendAsync(Job job, string token, CancellationToken ct)
+    {
+        var body = EventEnvelope.ToJsonBytes(new EventRow(job.Seq, job.EventId, job.TenantId, job.LedgerId, job.Type, job.Subject, job.Payload, job.CreatedAtUs));
+        var startedAt = _clock.GetUtcNow();
+        var timer = Stopwatch.StartNew();
+        int? status = null;
+        string? error = null;
+        string? response = null;
+        string? failureReason = null;
+        TimeSpan? retryAfter = null;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, job.Url) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            request.Headers.Add(WebhookSignature.Header, WebhookSignature.HeaderValue(job.Secret, startedAt.ToUnixTimeSeconds(), body));
+            request.Headers.Add(WebhookSignature.EventIdHeader, job.EventId);
+            request.Headers.Add(WebhookSignature.EventTypeHeader, job.Type);
+            request.Headers.Add(WebhookSignature.DeliveryIdHeader, job.DeliveryId);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(_options.WebhookTimeoutMs);
+            using var answer = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            status = (int)answer.StatusCode;
+            response = await ReadSomeAsync(answer, timeout.Token);
+            if (!answer.IsSuccessStatusCode)
+            {
+                failureReason = "http_status";
+                error = $"HTTP {status}";
+                retryAfter = answer.Headers.RetryAfter?.Delta;
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            failureReason = "timeout";
+            error = $"no answer within {_options.WebhookTimeoutMs} ms";
+        }
+        catch (HttpRequestException e)
+        {
+            failureReason = "network";
+            error = Truncate(e.Message, ErrorMaxChars);
+        }
+        var duration = timer.Elapsed;
+        _metrics.Attempt(failureReason is null, failureReason);
+        await RecordAsync(job, token, startedAt, duration, status, error, response, retryAfter, ct);
+    }
+
+    static async Task<string?> ReadSomeAsync(HttpResponseMessage answer, CancellationToken ct)
+    {
+        await using var stream = await answer.Content.ReadAsStreamAsync(ct);
+        var buffer = new byte[ResponseBodyMaxChars * 4];
+        var read = 0;
+        int n;
+        while (read < buffer.Length && (n = await stream.ReadAsync(buffer.AsMemory(read), ct)) > 0) read += n;
+        if (read == 0) return null;
+        return Truncate(Encoding.UTF8.GetString(buffer, 0, read), ResponseBodyMaxChars);
+    }
+
+    static string Truncate(string text, int max) => text.Length <= max ? text : text[..max];
+
+    /// <summary>Backoff before attempt <paramref name="attempt"/>+1: base·2^(attempt-1) capped, then "equal jitter"
+    /// (half fixed, half random) so retries of many deliveries spread out instead of arriving together.</summary>
+    internal static TimeSpan Backoff(int attempt, int baseMs, int maxMs)
+    {
+        var exponential = Math.Min((double)maxMs, baseMs * Math.Pow(2, Math.Min(attempt - 1, 40)));
+        return TimeSpan.FromMilliseconds(exponential / 2 + Random.Shared.NextDouble() * exponential / 2);
+    }
+
+    async Task RecordAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
+        string? response, TimeSpan? retryAfter, CancellationToken ct)
+    {
+        var now = Now;
+        var success = error is null;
+        var attempt = job.Attempts + 1;
+        var dead = !success && attempt >= _options.WebhookAttemptsMax;
+        var delay = Backoff(attempt, _options.WebhookRetryBaseDelayMs, _options.WebhookRetryDelayMaxMs);
+        if (retryAfter is { } asked && asked > delay) delay = TimeSpan.FromMilliseconds(Math.Min(asked.TotalMilliseconds, _options.WebhookRetryDelayMaxMs));
+        var state = success ? DeliveryState.Delivered : dead ? DeliveryState.Dead : DeliveryState.Pending;
+
+        // The result must be recorded even when shutdown began mid-send, or the delivery waits out its lease.
+        ct = CancellationToken.None;
+        await using var connection = await _database.OpenAsync(ct);
+        await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        // The endpoint row first, in every transaction that touches both it and its deliveries (here and when it is
+        // disabled): one lock order, no deadlocks between concurrent results of one endpoint.
+        var failures = await connection.ExecuteScalarAsync<long>(new CommandDefinition(success
+            ? "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE tenant_id = @TenantId AND id = @EndpointId AND consecutive_failures <> 0 RETURNING 0"
+            : "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE tenant_id = @TenantId AND id = @EndpointId RETURNING consecutive_failures",
+            job, tx, cancellationToken: ct));
+        var updated = await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE webhook_deliveries
+            SET state = @state, attempts = attempts + 1, attempt_count = attempt_count + 1, last_status_code = @status, last_error = @error,
+                next_attempt_at_us = @next, delivered_at_us = @deliveredAt, dead_at_us = @deadAt, lease_until_us = 0, lease_token = NULL
+            WHERE id = @id AND lease_token = @token
+            """, new
+        {
+            id = job.DeliveryId,
+            token,
+            state = (int)state,
+            status,
+            error,
+            next = now + (long)delay.TotalMicroseconds,
+            deliveredAt = success ? now : (long?)null,
+            deadAt = dead ? now : (long?)null,
+        }, tx, cancellationToken: ct));
+        if (updated == 0)
+        {
+            // The lease expired and another worker took the delivery over (or the endpoint was disabled/deleted): its
+            // result counts, not ours. Disposing the transaction rolls the failure count back too.
+            LogLeaseLost(_logger, job.DeliveryId);
+            return;
+        }
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO webhook_attempts (delivery_id, attempt_no, started_at_us, duration_us, status_code, error, response_body)
+            VALUES (@id, @no, @startedAt, @duration, @status, @error, @response)
+            """, new
+        {
+            id = job.DeliveryId,
+            no = job.AttemptCount + 1,
+            startedAt = DbTime.ToMicros(startedAt),
+            duration = (long)duration.TotalMicroseconds,
+            status,
+            error,
+            response,
+        }, tx, cancellationToken: ct));
+        if (!success)
+        {
+            if (dead) LogDeadLettered(_logger, job.DeliveryId, job.EndpointId, job.TenantId, attempt);
+            if (failures >= _options.WebhookDisableAfterFailures) await DisableAsync(connection, tx, job, failures, now, ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    async Task DisableAsync(DbConnection connection, DbTransaction tx, Job job, long failures, long now, CancellationToken ct)
+    {
+        var reason = $"{failures} consecutive failed attempts";
+        var disabled = await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE webhook_endpoints SET state = 2, disabled_reason = @reason, disabled_at_us = @now
+            WHERE tenant_id = @tenantId AND id = @endpointId AND state = 1
+            """, new { tenantId = job.TenantId, endpointId = job.EndpointId, reason, now }, tx, cancellationToken: ct));
+        if (disabled == 0) return;
+        // Nothing more will be sent to it: its queue becomes dead letters, replayable once it is enabled again.
+        await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE webhook_deliveries SET state = 3, dead_at_us = @now, last_error = 'endpoint disabled', lease_until_us = 0, lease_token = NULL
+            WHERE tenant_id = @tenantId AND endpoint_id = @endpointId AND state = 1
+            """, new { tenantId = job.TenantId, endpointId = job.EndpointId, now }, tx, cancellationToken: ct));
+        await EventLog.AppendAsync(connection, tx, job.TenantId, null, EventTypes.WebhookEndpointDisabled, job.EndpointId,
+            WebhookStore.DisabledPayload(job.EndpointId, job.Url, (int)failures, reason, now), now, ct);
+        _signals.Outbox.Pulse();
+        LogEndpointDisabled(_logger, job.EndpointId, job.TenantId, failures);
+    }
+
+    /// <summary>The dispatch loop of the worker role.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var wake = _signals.Deliveries.Next;
+            try
+            {
+                while (await DispatchDueAsync(ct) > 0 && !ct.IsCancellationRequested) { }
+                await Signal.WaitAsync(wake, TimeSpan.FromMilliseconds(_options.WebhookPollIntervalMs), _clock, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is DbException or TimeoutException or IOException)
+            {
+                LogDispatchFailed(_logger, e);
+                try { await Task.Delay(TimeSpan.FromMilliseconds(_options.WebhookPollIntervalMs), _clock, ct); }
+                catch (OperationCanceledException) { return; }
+            }
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    sealed class Job
+    {
+        public string DeliveryId { get; set; } = "";
+        public string TenantId { get; set; } = "";
+        public string EndpointId { get; set; } = "";
+        public int Attempts { get; set; }
+        public int AttemptCount { get; set; }
+        public string Url { get; set; } = "";
+        public string Secret { get; set; } = "";
+        public long Seq { get; set; }
+        public string EventId { get; set; } = "";
+        public string? LedgerId { get; set; }
+        public string Type { get; set; } = "";
+        public string Subject { get; set; } = "";
+        public string Payload { get; set; } = "";
+        public long CreatedAtUs { get; set; }
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Delivery {DeliveryId} went to the dead-letter queue of endpoint {EndpointId} (tenant {TenantId}) after {Attempts} attempts")]
+    static partial void LogDeadLettered(ILogger logger, string deliveryId, string endpointId, string tenantId, int attempts);
+
+    [LoggerMessage(2, LogLevel.Warning, "Webhook endpoint {EndpointId} of tenant {TenantId} disabled after {Failures} consecutive failures")]
+    static partial void LogEndpointDisabled(ILogger logger, string endpointId, string tenantId, long failures);
+
+    [LoggerMessage(3, LogLevel.Information, "Lost the lease of delivery {DeliveryId}; another worker owns it")]
+    static partial void LogLeaseLost(ILogger logger, string deliveryId);
+
+    [LoggerMessage(4, LogLevel.Warning, "Dispatching webhooks failed; retrying")]
+    static partial void LogDispatchFailed(ILogger logger, Exception exception);
+}
