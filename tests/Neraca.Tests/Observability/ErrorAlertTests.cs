@@ -17,7 +17,7 @@ public sealed class ErrorAlertTests
     [Fact]
     public async Task Trace_id_of_a_failing_request_is_in_its_log_lines_and_in_the_chat_alert()
     {
-        await using var chat = new TestHttpReceiver();
+        await using var chat = await TestHttpReceiver.StartAsync();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             "--Observability:TestEndpoints=true",
             $"--Observability:ErrorAlerts:WebhookUrl={chat.Url}/api/webhooks/1/discord-token",
@@ -60,7 +60,7 @@ public sealed class ErrorAlertTests
     public async Task A_storm_of_1000_identical_errors_sends_one_chat_message_with_the_count()
     {
         const int errors = 1000;
-        await using var chat = new TestHttpReceiver();
+        await using var chat = await TestHttpReceiver.StartAsync();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             "--Observability:TestEndpoints=true",
             $"--Observability:ErrorAlerts:WebhookUrl={chat.Url}/services/T000/B000/slack-token",
@@ -90,7 +90,7 @@ public sealed class ErrorAlertTests
     [Fact]
     public async Task With_a_Sentry_DSN_an_unhandled_exception_is_sent_to_Sentry()
     {
-        await using var sentry = new TestHttpReceiver();
+        await using var sentry = await TestHttpReceiver.StartAsync();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             "--Observability:TestEndpoints=true", $"--Observability:SentryDsn=http://publickey@127.0.0.1:{sentry.Port}/42");
 

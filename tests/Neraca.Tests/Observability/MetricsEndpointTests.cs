@@ -49,8 +49,8 @@ public sealed class MetricsEndpointTests
     {
         var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
         await using var server = await NeracaServer.StartAsync(database, "--Observability:TestEndpoints=true", "--Events:AllowPrivateWebhookTargets=true");
-        await using var receiver = new TestHttpReceiver();
-        await using var failingReceiver = new TestHttpReceiver(status: 500);
+        await using var receiver = await TestHttpReceiver.StartAsync();
+        await using var failingReceiver = await TestHttpReceiver.StartAsync(status: 500);
         var tenant = await server.NewTenantAsync();
         // Real traffic first: webhook deliveries (one endpoint answers, one fails), postings through the ledger,
         // database work, a handled exception, a pool wait.

@@ -1,38 +1,25 @@
-using System.Net;
 using System.Threading.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Neraca.Tests.Observability;
 
-/// <summary>A real HTTP endpoint on loopback standing in for the outside world (a chat webhook, an OTLP collector):
-/// answers 200 to everything and keeps what it received.</summary>
+/// <summary>A real HTTP endpoint on loopback standing in for the outside world (a chat webhook, an OTLP collector,
+/// Sentry, a webhook subscriber): answers every request with one status and keeps what it received.</summary>
 public sealed class TestHttpReceiver : IAsyncDisposable
 {
-    readonly HttpListener _listener = new();
+    readonly WebApplication _app;
     readonly Channel<ReceivedRequest> _received = Channel.CreateUnbounded<ReceivedRequest>();
     readonly List<ReceivedRequest> _all = [];
-    readonly Task _loop;
 
-    readonly int _status;
-
-    /// <param name="status">What every request is answered with (a failing webhook receiver answers 500).</param>
-    public TestHttpReceiver(int status = 200)
+    TestHttpReceiver(WebApplication app, int port)
     {
-        _status = status;
-        for (var attempt = 0; ; attempt++)
-        {
-            Port = Infrastructure.ProcessRunner.FreePort();
-            _listener.Prefixes.Clear();
-            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-            try
-            {
-                _listener.Start();
-                break;
-            }
-            catch (HttpListenerException) when (attempt < 5)
-            {
-            }
-        }
-        _loop = Task.Run(LoopAsync);
+        _app = app;
+        Port = port;
     }
 
     public int Port { get; }
@@ -41,6 +28,29 @@ public sealed class TestHttpReceiver : IAsyncDisposable
     public IReadOnlyList<ReceivedRequest> All
     {
         get { lock (_all) return [.. _all]; }
+    }
+
+    /// <param name="status">What every request is answered with (a failing webhook receiver answers 500).</param>
+    public static async Task<TestHttpReceiver> StartAsync(int status = 200)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        TestHttpReceiver? receiver = null;
+        app.Run(async context =>
+        {
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+            var request = new ReceivedRequest(context.Request.Method, context.Request.Path.Value ?? "", context.Request.ContentType, body.ToArray());
+            lock (receiver!._all) receiver._all.Add(request);
+            await receiver._received.Writer.WriteAsync(request, context.RequestAborted);
+            context.Response.StatusCode = status;
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        receiver = new TestHttpReceiver(app, new Uri(address).Port);
+        return receiver;
     }
 
     /// <summary>The next request, or a failure after <paramref name="timeout"/> (a deadline for a message that is due,
@@ -58,29 +68,10 @@ public sealed class TestHttpReceiver : IAsyncDisposable
         }
     }
 
-    async Task LoopAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try { context = await _listener.GetContextAsync(); }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            var request = new ReceivedRequest(context.Request.HttpMethod, context.Request.Url!.AbsolutePath,
-                context.Request.ContentType, body.ToArray());
-            lock (_all) _all.Add(request);
-            await _received.Writer.WriteAsync(request);
-            context.Response.StatusCode = _status;
-            context.Response.Close();
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
-        _listener.Close();
-        await _loop;
+        await _app.StopAsync();
+        await _app.DisposeAsync();
     }
 }
 

@@ -13,7 +13,7 @@ public sealed class TracingTests
     [Fact]
     public async Task Request_spans_reach_the_OTLP_collector_with_service_replica_tenant_and_request_id()
     {
-        await using var collector = new TestHttpReceiver();
+        await using var collector = await TestHttpReceiver.StartAsync();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf",
             "--Observability:ReplicaId=replica-under-test");
@@ -39,7 +39,7 @@ public sealed class TracingTests
     [Fact]
     public async Task A_posting_batch_span_is_exported_linked_to_the_request_that_it_carried()
     {
-        await using var collector = new TestHttpReceiver();
+        await using var collector = await TestHttpReceiver.StartAsync();
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
             $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf");
         var tenant = await server.NewTenantAsync();
