@@ -1,5 +1,7 @@
 using Neraca.Bench;
 
+if (args is ["cache", .. var cacheArgs]) return await CacheReadBench.RunAsync(cacheArgs, CancellationToken.None);
+
 BenchOptions options;
 try
 {

@@ -2,10 +2,14 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Microsoft.AspNetCore.Authorization;
+using Neraca.Auth;
+using Neraca.Caching;
 using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Ledger;
 using Neraca.Observability;
+using Neraca.RateLimiting;
 using Neraca.Storage;
 using Neraca.Tenancy;
 
@@ -37,6 +41,9 @@ public static class NeracaApp
         builder.AddServiceDefaults();
         builder.AddStorage();
         builder.AddTenancy();
+        builder.AddCaching();
+        builder.AddRateLimits();
+        builder.AddAuth();
         builder.AddIdempotency();
         builder.AddLedger();
         builder.AddEvents();
@@ -45,10 +52,13 @@ public static class NeracaApp
         var app = builder.Build();
         app.UseServiceDefaults();
         app.UseAuthentication();
+        // Before the gate: callers without valid credentials are limited per IP too, so key guessing gets 429s.
+        app.UseRateLimits();
         // Everything under /v1 needs a key, also routes that do not exist: an anonymous caller learns nothing.
+        // Only endpoints marked AllowAnonymous (refreshing an end user's token) are open.
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/v1"), v1 => v1.Use(async (context, next) =>
         {
-            if (context.User.Identity?.IsAuthenticated != true)
+            if (context.User.Identity?.IsAuthenticated != true && context.GetEndpoint()?.Metadata.GetMetadata<IAllowAnonymous>() is null)
             {
                 await context.ChallengeAsync();
                 return;
@@ -59,6 +69,7 @@ public static class NeracaApp
         app.UseIdempotency();
         app.UseLedger();
         app.MapLedgerApi();
+        app.MapAuthApi();
         app.MapEventsApi();
         app.MapObservabilityApi();
         return app;

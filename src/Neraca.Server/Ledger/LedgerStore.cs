@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Text;
 using Dapper;
 using Microsoft.Extensions.Caching.Memory;
+using Neraca.Caching;
 using Neraca.Storage;
 
 namespace Neraca.Ledger;
@@ -15,7 +16,7 @@ public enum CreateOutcome
 
 /// <summary>Ledger and account definitions, and every read of the ledger. Definitions are immutable once created
 /// (ledger code/asset, an account's ledger, a transfer's accounts), so they are cached in process without invalidation.</summary>
-public sealed class LedgerStore(Database database, TimeProvider clock)
+public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCache cache)
 {
     /// <summary>Immutable facts only: ledger rows, account → ledger, transfer → (ledger, accounts).</summary>
     readonly MemoryCache _definitions = new(new MemoryCacheOptions { SizeLimit = 500_000 });
@@ -130,8 +131,13 @@ public sealed class LedgerStore(Database database, TimeProvider clock)
             INSERT INTO outbox (event_seq) SELECT seq FROM events WHERE id = @id;
             """, new { id = id ?? "evt_" + Ids.NewUlid(), tenantId, ledgerId, type, subject, payload, atUs }, tx, cancellationToken: ct));
 
-    /// <summary>The account with its current balance, read from the primary (never stale).</summary>
-    public async Task<AccountState?> GetAccountAsync(string tenantId, string accountId, CancellationToken ct)
+    /// <summary>The account with its current balance: from the cache, else the primary. Never older than a transfer
+    /// acknowledged before the call (the posting pipeline retires the entry before acknowledging). Do not mutate it.</summary>
+    public async Task<AccountState?> GetAccountAsync(string tenantId, string accountId, CancellationToken ct) =>
+        await cache.GetOrLoadAsync("account", CacheScopes.Account(tenantId, accountId), "acct:" + tenantId + ":" + accountId,
+            token => LoadAccountAsync(tenantId, accountId, token), ct);
+
+    async Task<AccountState?> LoadAccountAsync(string tenantId, string accountId, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<AccountRow>(new CommandDefinition(
@@ -235,7 +241,21 @@ public sealed class LedgerStore(Database database, TimeProvider clock)
     public async Task<(List<EntryRow> Items, bool More)> ListEntriesAsync(string tenantId, string accountId, long? fromUs, long? toUs,
         int limit, long afterEntryNo, CancellationToken ct)
     {
-        await using var connection = await database.OpenReadAsync(ct);
+        if (fromUs is not null || toUs is not null || afterEntryNo != 0)
+            return await LoadEntriesAsync(tenantId, accountId, fromUs, toUs, limit, afterEntryNo, primary: false, ct);
+        // The first page is what apps poll: cached, retired with the balance. It is loaded from the primary so that the
+        // cache never keeps a lagging replica's page under a version that already covers a newer write.
+        var page = await cache.GetOrLoadAsync("history", CacheScopes.Account(tenantId, accountId), $"hist:{tenantId}:{accountId}:{limit}",
+            async token => new EntriesPage(await LoadEntriesAsync(tenantId, accountId, null, null, limit, 0, primary: true, token)), ct);
+        return page!.Page;
+    }
+
+    sealed record EntriesPage((List<EntryRow> Items, bool More) Page);
+
+    async Task<(List<EntryRow> Items, bool More)> LoadEntriesAsync(string tenantId, string accountId, long? fromUs, long? toUs,
+        int limit, long afterEntryNo, bool primary, CancellationToken ct)
+    {
+        await using var connection = primary ? await database.OpenAsync(ct) : await database.OpenReadAsync(ct);
         var rows = await connection.QueryAsync<AuditChain.EntryDbRow>(new CommandDefinition("""
             SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries
             WHERE tenant_id = @tenantId AND account_id = @accountId AND entry_no > @afterEntryNo

@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
+using Neraca.Caching;
 using Neraca.Storage;
 
 namespace Neraca.Ledger;
@@ -24,12 +25,15 @@ public sealed partial class PostingPipeline : IAsyncDisposable
     readonly TimeProvider _clock;
     readonly LedgerMetrics _metrics;
     readonly ILogger<PostingPipeline> _logger;
+    readonly NeracaCache _cache;
     readonly ConcurrentDictionary<(string Tenant, string Ledger), LedgerQueue> _queues = new();
     readonly CancellationTokenSource _stopping = new();
 
-    public PostingPipeline(Database database, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics, ILogger<PostingPipeline> logger)
+    public PostingPipeline(Database database, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics, ILogger<PostingPipeline> logger,
+        NeracaCache cache)
     {
         _database = database;
+        _cache = cache;
         _store = database.Kind == StoreKind.Postgres ? new PostgresPostingStore() : new SqlitePostingStore();
         _options = options.Value;
         _clock = clock;
@@ -119,6 +123,9 @@ public sealed partial class PostingPipeline : IAsyncDisposable
             {
                 var (results, writes) = await CommitAsync(tenantId, ledger, batch, accountIds, transferIds, reverseTargets);
                 _metrics.BatchCommitted(opCount, Stopwatch.GetElapsedTime(started).TotalSeconds, results);
+                // Read-your-writes across replicas: retire cached balances and history of the changed accounts
+                // before any caller is acknowledged (see CacheVersions).
+                if (writes.ChangedAccounts.Count > 0) await _cache.InvalidateAsync(writes.ChangedAccounts.Select(a => CacheScopes.Account(tenantId, a)));
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
                 if (writes.ChangedAccounts.Count > 0) RaiseCommitted(new CommittedBatch(tenantId, ledger.Id, writes.ChangedAccounts));
                 return;

@@ -2,8 +2,8 @@ using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
+using Neraca.Caching;
 using Neraca.Hosting;
 
 namespace Neraca.Tenancy;
@@ -27,13 +27,10 @@ public sealed class CurrentTenant(IHttpContextAccessor accessor)
 /// same 401, so a caller learns nothing about which tenants or keys exist.</summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
-    TenantStore tenants, IMemoryCache cache, TimeProvider clock)
+    TenantStore tenants, NeracaCache cache, TimeProvider clock)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
-
-    /// <summary>How long a resolved key is reused before the database is asked again.</summary>
-    static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(5);
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -43,12 +40,11 @@ public sealed class ApiKeyAuthenticationHandler(
         var key = header["Bearer ".Length..].Trim();
         if (!ApiKey.IsWellFormed(key)) return AuthenticateResult.Fail("malformed key");
 
-        var cacheKey = "apikey:" + Convert.ToHexString(ApiKey.Hash(key));
-        if (!cache.TryGetValue(cacheKey, out ApiKeyIdentity? identity))
-        {
-            identity = await tenants.FindKeyAsync(key, Context.RequestAborted);
-            cache.Set(cacheKey, identity, CacheTtl);
-        }
+        // Versioned by the key's hash: a revocation or rotation through any replica retires the entry on all of them
+        // before it is acknowledged (see CacheVersions), so no replica accepts a revoked key afterwards.
+        var hash = Convert.ToHexString(ApiKey.Hash(key));
+        var identity = await cache.GetOrLoadAsync("api_key", CacheScope(hash), "apikey:" + hash,
+            ct => tenants.FindKeyAsync(key, ct), Context.RequestAborted, trustNull: true);
         if (identity is null || !identity.IsUsableAt(clock.GetUtcNow())) return AuthenticateResult.Fail("unknown key");
 
         var claims = new List<Claim>(identity.ScopeList.Count + 2)
@@ -61,11 +57,14 @@ public sealed class ApiKeyAuthenticationHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
+    /// <summary>What a change to the key with this SHA-256 (hex) retires in the cache.</summary>
+    public static string CacheScope(string keyHashHex) => "apikey:" + keyHashHex;
+
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
-        WriteProblemAsync(Context, 401, "unauthorized", "Unauthorized", "Send a valid API key as 'Authorization: Bearer nrc_...'.");
+        WriteProblemAsync(Context, 401, "unauthorized", "Unauthorized", "Send a valid API key ('Authorization: Bearer nrc_...') or end-user access token.");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        WriteProblemAsync(Context, 403, "insufficient_scope", "Forbidden", "The API key lacks the scope this operation needs.");
+        WriteProblemAsync(Context, 403, "insufficient_scope", "Forbidden", "The API key or token lacks the scope this operation needs.");
 
     internal static async Task WriteProblemAsync(HttpContext context, int status, string code, string title, string detail)
     {
@@ -84,7 +83,6 @@ public static class TenancyModule
     public static WebApplicationBuilder AddTenancy(this WebApplicationBuilder builder)
     {
         builder.Services.AddHttpContextAccessor();
-        builder.Services.AddMemoryCache();
         builder.Services.AddSingleton<TenantStore>();
         builder.Services.AddScoped<CurrentTenant>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

@@ -90,6 +90,7 @@ public sealed class InfrastructureLifetime : IAsyncLifetime
     {
         await PostgresServer.StopSharedAsync();
         await RabbitMqServer.StopSharedAsync();
+        await RedisServer.StopSharedAsync();
     }
 }
 #endif

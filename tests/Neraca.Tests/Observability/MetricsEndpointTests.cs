@@ -34,7 +34,7 @@ public sealed class MetricsEndpointTests
         ("neraca.webhook.delivery.failures", "counter", null, []),
         ("neraca.webhook.dead_letters", "gauge", null, []),
         ("neraca.cache.requests", "counter", null, ["result"]),
-        ("neraca.rate_limit.rejections", "counter", null, ["policy"]),
+        ("neraca.rate_limit.decisions", "counter", "{request}", ["result", "store"]),
         ("neraca.job.runs", "counter", null, ["job", "result"]),
         ("neraca.job.duration", "histogram", "s", []),
         ("neraca.job.failures", "counter", null, []),
