@@ -9,6 +9,7 @@ using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Jobs;
 using Neraca.Ledger;
+using Neraca.Observability;
 using Neraca.RateLimiting;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -48,6 +49,7 @@ public static class NeracaApp
         builder.AddLedger();
         builder.AddJobs();
         builder.AddEvents();
+        builder.AddObservability();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -72,6 +74,7 @@ public static class NeracaApp
         app.MapJobsApi();
         app.MapAuthApi();
         app.MapEventsApi();
+        app.MapObservabilityApi();
         return app;
     }
 

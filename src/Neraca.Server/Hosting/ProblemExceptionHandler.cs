@@ -13,7 +13,11 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         if (context.RequestAborted.IsCancellationRequested && exception is OperationCanceledException) return true;
 
         var (status, code, title, detail, errors) = Classify(exception);
-        if (status >= 500) LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "");
+        if (status >= 500)
+        {
+            var traceId = System.Diagnostics.Activity.Current?.TraceId.ToString() ?? "";
+            LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "", traceId, context.TraceIdentifier);
+        }
 
         context.Response.StatusCode = status;
         ProblemDetails problem = errors is null
@@ -63,6 +67,6 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         : message.Contains("required properties", StringComparison.Ordinal) ? "A required field is missing."
         : "Invalid value.";
 
-    [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path}")]
-    static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path);
+    [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path} (trace {TraceId}, request {RequestId})")]
+    static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path, string traceId, string requestId);
 }

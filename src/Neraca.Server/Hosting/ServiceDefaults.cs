@@ -101,6 +101,12 @@ public static class ServiceDefaults
         var id = IsAcceptableRequestId(given) ? given : "req_" + Ids.NewUlid();
         context.TraceIdentifier = id;
         context.Response.Headers[RequestIdHeader] = id;
+        // The exception handler clears the response headers before writing a 500; put the id back when it starts.
+        context.Response.OnStarting(() =>
+        {
+            context.Response.Headers[RequestIdHeader] = id;
+            return Task.CompletedTask;
+        });
         Activity.Current?.SetTag("neraca.request_id", id);
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Neraca.Http");
         using (logger.BeginScope(new Dictionary<string, object> { ["request_id"] = id }))

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Neraca.Observability;
+using Neraca.Storage;
+using Neraca.Tests.Infrastructure;
+using OpenTelemetry.Trace;
+
+namespace Neraca.Tests.Observability;
+
+public sealed class TracingTests
+{
+    [Fact]
+    public async Task Request_spans_reach_the_OTLP_collector_with_service_replica_tenant_and_request_id()
+    {
+        await using var collector = await TestHttpReceiver.StartAsync();
+        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
+            $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf",
+            "--Observability:ReplicaId=replica-under-test");
+        var tenant = await server.NewTenantAsync();
+
+        using var caller = new Activity("test-caller").SetParentId(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded).Start();
+        var response = await tenant.Http.GetAsync("/v1/ledgers");
+        caller.Stop();
+        var requestId = response.Headers.GetValues("X-Request-Id").Single();
+        Assert.True(server.Services.GetRequiredService<TracerProvider>().ForceFlush(30_000), "trace export did not finish");
+
+        // OTLP/protobuf carries ids as raw bytes and strings as UTF-8: find them in the exported batch.
+        var traceIdBytes = new byte[16];
+        caller.TraceId.CopyTo(traceIdBytes);
+        var export = collector.All.Where(r => r.Path == "/v1/traces").FirstOrDefault(r => Contains(r.Body, traceIdBytes));
+        Assert.NotNull(export);
+        Assert.Equal("application/x-protobuf", export.ContentType);
+        foreach (var expected in new[] { "service.name", "neraca", "service.instance.id", "replica-under-test",
+                     NeracaTelemetry.TenantIdTag, tenant.Id, NeracaTelemetry.RequestIdTag, requestId })
+            Assert.True(Contains(export.Body, Encoding.UTF8.GetBytes(expected)), $"'{expected}' is not in the exported spans");
+    }
+
+    [Fact]
+    public async Task A_posting_batch_span_is_exported_linked_to_the_request_that_it_carried()
+    {
+        await using var collector = await TestHttpReceiver.StartAsync();
+        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
+            $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf");
+        var tenant = await server.NewTenantAsync();
+        await tenant.Http.PostJsonAsync("/v1/ledgers", new { code = "trace-idr", asset = "IDR", scale = 2 });
+        await tenant.Http.PostJsonAsync("/v1/accounts", new { id = "t-bank", ledger = "trace-idr", normal_balance = "debit" });
+        await tenant.Http.PostJsonAsync("/v1/accounts", new { id = "t-alice", ledger = "trace-idr", normal_balance = "credit" });
+
+        using var caller = new Activity("test-caller").SetParentId(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded).Start();
+        var posted = await tenant.Http.PostJsonAsync("/v1/transfers", new { id = "t-1", debit_account = "t-bank", credit_account = "t-alice", amount = 100 });
+        caller.Stop();
+        Assert.True(posted.Response.IsSuccessStatusCode, posted.Body?.ToJsonString());
+        Assert.True(server.Services.GetRequiredService<TracerProvider>().ForceFlush(30_000), "trace export did not finish");
+
+        // The batch span starts its own trace (a batch carries many requests) and links to each request's span,
+        // so the request's trace id is in the exported batch span as a link.
+        var traceIdBytes = new byte[16];
+        caller.TraceId.CopyTo(traceIdBytes);
+        var batchSpanName = Encoding.UTF8.GetBytes("ledger.post_batch");
+        Assert.Contains(collector.All, r => r.Path == "/v1/traces" && Contains(r.Body, batchSpanName) && Contains(r.Body, traceIdBytes));
+    }
+
+    static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+}
