@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Neraca.Observability;
 using Neraca.Storage;
@@ -66,6 +67,21 @@ public sealed class MetricsEndpointTests
         await server.CreateClient().GetAsync("/health/ready");
         await server.CreateClient().GetAsync("/_test/fail");
         await WaitForAPooledConnectionAsync(server, database);
+        // A real job run (the worker role of the test server executes it).
+        await server.Services.GetRequiredService<Neraca.Jobs.JobStore>().EnqueueAsync(
+            new Neraca.Jobs.JobRequest(tenant.Id, Neraca.Jobs.PruneIdempotencyKeysJob.TypeName), CancellationToken.None);
+        await ScrapeUntilAsync(server, "neraca_job_runs_total", "neraca_job_duration_seconds_bucket");
+        // A real audit failure: rewrite history behind the append-only guard, then run the verification job.
+        await using (var c = new NpgsqlConnection(database))
+        {
+            await c.OpenAsync();
+            await using var tamper = new NpgsqlCommand("SET session_replication_role = replica; UPDATE transfers SET amount = amount + 1 WHERE tenant_id = @t", c);
+            tamper.Parameters.AddWithValue("t", tenant.Id);
+            await tamper.ExecuteNonQueryAsync();
+        }
+        await server.Services.GetRequiredService<Neraca.Jobs.JobStore>().EnqueueAsync(
+            new Neraca.Jobs.JobRequest(tenant.Id, Neraca.Jobs.VerifyLedgersJob.TypeName), CancellationToken.None);
+        await ScrapeUntilAsync(server, "neraca_job_failures_total", "neraca_audit_verification_failures_total");
         // Then a stand-in sample for each contract instrument whose capability has not landed yet.
         using var standIns = RecordInstrumentsNotYetPublished();
 
