@@ -38,4 +38,13 @@ trap cleanup EXIT
 cleanup
 
 dotnet build Neraca.slnx -c Release -warnaserror --nologo -v quiet
-dotnet test --solution Neraca.slnx -c Release --no-build "$@"
+log=$(mktemp)
+status=0
+dotnet test --solution Neraca.slnx -c Release --no-build "$@" 2>&1 | tee "$log" || status=$?
+# One plain closing line for CI systems that read it.
+passed=$(awk '/^  succeeded:/ {s+=$2} END {print s+0}' "$log")
+failed=$(awk '/^  failed:/ {s+=$2} END {print s+0}' "$log")
+skipped=$(awk '/^  skipped:/ {s+=$2} END {print s+0}' "$log")
+rm -f "$log"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $status
