@@ -1,13 +1,11 @@
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace Neraca.Ledger;
 
-/// <summary>Ledger instruments on the shared "Neraca" meter and activity source.</summary>
+/// <summary>Ledger instruments on the shared "Neraca" meter (spans go to <see cref="Observability.NeracaTelemetry.ActivitySource"/>).</summary>
 public sealed class LedgerMetrics
 {
     public const string MeterName = "Neraca";
-    public static readonly ActivitySource Source = new("Neraca");
 
     readonly Meter _meter;
     readonly Counter<long> _posted;

@@ -4,12 +4,10 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Neraca.Caching;
+using Neraca.Observability;
 using Neraca.Storage;
 
 namespace Neraca.Ledger;
-
-/// <summary>Accounts whose balances a committed batch changed; caches subscribe to evict them.</summary>
-public sealed record CommittedBatch(string TenantId, string LedgerId, IReadOnlyCollection<string> AccountIds);
 
 /// <summary>The pipeline is full: the caller should back off and retry.</summary>
 public sealed class PipelineOverloadedException(string message) : Exception(message);
@@ -41,9 +39,6 @@ public sealed partial class PostingPipeline : IAsyncDisposable
         _logger = logger;
         metrics.ObserveQueueDepth(() => _queues.Values.Sum(q => (long)q.Depth));
     }
-
-    /// <summary>Raised after each commit, on the pipeline's loop: keep handlers fast and non-throwing.</summary>
-    public event Action<CommittedBatch>? Committed;
 
     sealed class Request(string tenantId, IReadOnlyList<PostingOp> ops, ActivityContext caller)
     {
@@ -110,7 +105,7 @@ public sealed partial class PostingPipeline : IAsyncDisposable
     {
         var tenantId = batch[0].TenantId;
         var links = batch.Where(r => r.Caller != default).Select(r => new ActivityLink(r.Caller)).Take(64).ToList();
-        using var activity = LedgerMetrics.Source.StartActivity("ledger.post_batch", ActivityKind.Internal, default(ActivityContext), links: links);
+        using var activity = NeracaTelemetry.ActivitySource.StartActivity("ledger.post_batch", ActivityKind.Internal, default(ActivityContext), links: links);
         activity?.SetTag("neraca.tenant_id", tenantId);
         activity?.SetTag("neraca.ledger", ledger.Code);
         activity?.SetTag("neraca.batch.operations", opCount);
@@ -127,7 +122,6 @@ public sealed partial class PostingPipeline : IAsyncDisposable
                 // before any caller is acknowledged (see CacheVersions).
                 if (writes.ChangedAccounts.Count > 0) await _cache.InvalidateAsync(writes.ChangedAccounts.Select(a => CacheScopes.Account(tenantId, a)));
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
-                if (writes.ChangedAccounts.Count > 0) RaiseCommitted(new CommittedBatch(tenantId, ledger.Id, writes.ChangedAccounts));
                 return;
             }
             catch (DbException e) when (Database.IsTransient(e) && attempt < _options.RetriesMax)
@@ -203,18 +197,6 @@ public sealed partial class PostingPipeline : IAsyncDisposable
         return (accountIds, transfers.ToArray(), reverses.ToArray());
     }
 
-    void RaiseCommitted(CommittedBatch committed)
-    {
-        try
-        {
-            Committed?.Invoke(committed);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            LogObserverFailed(_logger, e);
-        }
-    }
-
     /// <summary>Stops taking requests and finishes every queued batch.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -231,6 +213,4 @@ public sealed partial class PostingPipeline : IAsyncDisposable
     [LoggerMessage(2, LogLevel.Error, "Batch of {Requests} requests on ledger {Ledger} failed and was rolled back")]
     static partial void LogBatchFailed(ILogger logger, Exception e, string ledger, int requests);
 
-    [LoggerMessage(3, LogLevel.Error, "A Committed handler threw")]
-    static partial void LogObserverFailed(ILogger logger, Exception e);
 }
