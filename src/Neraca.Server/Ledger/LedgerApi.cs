@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using Neraca.Hosting;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -46,7 +47,8 @@ public static class LedgerApi
         read.MapGet("/accounts/{id}/balance", GetBalanceAt);
 
         write.MapPost("/transfers", CreateTransfer);
-        write.MapPost("/transfers/batch", CreateBatch).WithMetadata(new RequestSizeLimitAttribute(8 * 1024 * 1024));
+        var batchBodyMax = app.ServiceProvider.GetRequiredService<IOptions<NeracaOptions>>().Value.BatchRequestBodyBytesMax;
+        write.MapPost("/transfers/batch", CreateBatch).WithMetadata(new RequestSizeLimitAttribute(batchBodyMax));
         write.MapPost("/transfers/{id}/post", PostPending);
         write.MapPost("/transfers/{id}/void", VoidPending);
         write.MapPost("/transfers/{id}/reverse", Reverse);
