@@ -5,6 +5,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Neraca.Caching;
 using Neraca.Storage;
+using Neraca.Tenancy;
 
 namespace Neraca.Auth;
 
@@ -26,7 +27,6 @@ public enum RefreshOutcome
 public sealed class TokenService(Database database, SigningKeys keys, NeracaCache cache, IOptions<AuthOptions> options, TimeProvider clock)
 {
     public const string RefreshPrefix = "nrt_";
-    const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     const int RefreshRandomLength = 48;
     public const int SubjectLengthMax = 200;
 
@@ -129,7 +129,7 @@ public sealed class TokenService(Database database, SigningKeys keys, NeracaCach
 
     async Task<string> StoreRefreshAsync(string tenantId, string family, string subject, IEnumerable<string> scopes, CancellationToken ct)
     {
-        var token = RefreshPrefix + RandomNumberGenerator.GetString(Alphabet, RefreshRandomLength);
+        var token = SecretToken.New(RefreshPrefix, RefreshRandomLength);
         var now = clock.GetUtcNow();
         await using var connection = await database.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition("""
@@ -172,7 +172,7 @@ public sealed class TokenService(Database database, SigningKeys keys, NeracaCach
 
     static bool IsWellFormed(string? token) =>
         token is { Length: > 4 and < 100 } && token.StartsWith(RefreshPrefix, StringComparison.Ordinal)
-        && token.AsSpan(RefreshPrefix.Length).IndexOfAnyExcept(Alphabet) < 0;
+        && token.AsSpan(RefreshPrefix.Length).IndexOfAnyExcept(SecretToken.Alphabet) < 0;
 
     sealed class Row
     {

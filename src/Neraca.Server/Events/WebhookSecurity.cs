@@ -19,9 +19,7 @@ public static class WebhookSignature
     public const string DeliveryIdHeader = "Neraca-Delivery-Id";
     public const string SecretPrefix = "whsec_";
     public static readonly TimeSpan ToleranceDefault = TimeSpan.FromMinutes(5);
-    const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-    public static string NewSecret() => SecretPrefix + RandomNumberGenerator.GetString(Alphabet, 40);
+    public static string NewSecret() => Tenancy.SecretToken.New(SecretPrefix, 40);
 
     public static string Compute(string secret, long timestamp, ReadOnlySpan<byte> body)
     {

@@ -9,19 +9,27 @@ public static class ApiKey
     public const string Prefix = "nrc_";
     const int RandomLength = 40;
     const int LengthMax = 200;
-    const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-    public static string Generate() => Prefix + RandomNumberGenerator.GetString(Alphabet, RandomLength);
+    public static string Generate() => SecretToken.New(Prefix, RandomLength);
 
     /// <summary>Whether the text has the shape of a key; says nothing about whether it exists.</summary>
     public static bool IsWellFormed(string? key) =>
         key is { Length: > 12 and <= LengthMax } && key.StartsWith(Prefix, StringComparison.Ordinal)
-        && key.AsSpan(Prefix.Length).IndexOfAnyExcept(Alphabet) < 0;
+        && key.AsSpan(Prefix.Length).IndexOfAnyExcept(SecretToken.Alphabet) < 0;
 
     public static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
 
     /// <summary>The first characters, enough for an operator to recognise a key in a list.</summary>
     public static string DisplayPrefix(string key) => key[..Math.Min(key.Length, Prefix.Length + 6)];
+}
+
+/// <summary>Secrets shown once (API keys, refresh tokens, webhook secrets): a type prefix and base62 characters from
+/// the OS's cryptographic random source.</summary>
+public static class SecretToken
+{
+    public const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    public static string New(string prefix, int randomLength) => prefix + RandomNumberGenerator.GetString(Alphabet, randomLength);
 }
 
 /// <summary>Closed set of permissions an API key can hold.</summary>

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
@@ -14,24 +12,8 @@ public sealed class BenchSmokeTests(PostgresServerFixture fixture) : IClassFixtu
     {
         var tenant = await fixture.Server.NewTenantAsync();
         var baselineDb = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
-        var database = fixture.Server.Services.GetRequiredService<Database>().Postgres!.ConnectionString;
-        var folder = ProcessRunner.NewTempDirectory("bench");
-        var report = Path.Combine(folder, "report.json");
-        string text;
-        try
-        {
-            await ProcessRunner.RunAsync("dotnet", [BenchDll(), "--target", fixture.Server.BaseAddress.ToString(), "--database", database,
-                "--baseline-database", baselineDb, "--api-key", tenant.ApiKey, "--tenant", tenant.Id, "--scenario", "all",
-                "--seconds", "0.3", "--warmup", "0", "--accounts", "40", "--uniform-clients", "1,8", "--clients", "8",
-                "--batch-sizes", "25", "--batch-clients", "2", "--out", report], timeout: TimeSpan.FromMinutes(3));
-            text = await File.ReadAllTextAsync(report, TestContext.Current.CancellationToken);
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-
-        using var json = JsonDocument.Parse(text);
+        using var json = await BenchProcess.RunAsync(fixture.Server, tenant, "--baseline-database", baselineDb, "--scenario", "all",
+            "--seconds", "0.3", "--uniform-clients", "1,8", "--clients", "8", "--batch-sizes", "25", "--batch-clients", "2");
         var results = json.RootElement.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(2 * 5, results.Count); // uniform x2, hot, batch, read; on both sides
         foreach (var r in results)
@@ -41,16 +23,5 @@ public sealed class BenchSmokeTests(PostgresServerFixture fixture) : IClassFixtu
             Assert.True(r.GetProperty("stats").GetProperty("transfers").GetInt64() > 0, name + ": no transfer acknowledged");
             Assert.Equal(0, r.GetProperty("stats").GetProperty("failed").GetInt64());
         }
-    }
-
-    /// <summary>The bench built next to this test assembly, in the same configuration (the test project builds it).</summary>
-    static string BenchDll()
-    {
-        var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = testBin.Parent!.Name;
-        var root = testBin.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
-        var dll = Path.Combine(root, "bench", "Neraca.Bench", "bin", configuration, testBin.Name, "Neraca.Bench.dll");
-        Assert.True(File.Exists(dll), $"bench not built: {dll}");
-        return dll;
     }
 }
