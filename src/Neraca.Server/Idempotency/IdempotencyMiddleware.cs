@@ -48,26 +48,40 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
         var ct = context.RequestAborted;
         var nowUs = DbTime.ToMicros(clock.GetUtcNow());
 
+        bool run;
         await using (var connection = await database.OpenAsync(ct))
+            run = await ClaimAsync(context, connection, tenantId, key, fingerprint, nowUs, ct);
+        if (run) await RunAndStoreAsync(context, tenantId, key);
+    }
+
+    /// <summary>True when this request owns the key and should run; otherwise the response has been written.</summary>
+    async Task<bool> ClaimAsync(HttpContext context, System.Data.Common.DbConnection connection, string tenantId, string key, byte[] fingerprint, long nowUs, CancellationToken ct)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
         {
-            // Expired records are dead: a key may be reused after the retention period.
+            if (await TryInsertAsync(connection, tenantId, key, fingerprint, nowUs, ct)) return true;
+            var row = await ReadAsync(connection, tenantId, key, ct);
+            if (row is null) continue; // the first request gave the key up (it failed): claim it again
+            if (row.expires_at_us >= nowUs) return await ShouldRunAsync(context, connection, row, tenantId, key, fingerprint, nowUs);
+            // Past its retention the record is dead: the key may be used again.
             await connection.ExecuteAsync(new CommandDefinition(
                 "DELETE FROM idempotency_keys WHERE tenant_id = @tenantId AND key = @key AND expires_at_us < @nowUs", new { tenantId, key, nowUs }, cancellationToken: ct));
-            var inserted = await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO idempotency_keys (tenant_id, key, fingerprint, state, created_at_us, expires_at_us)
-                VALUES (@tenantId, @key, @fingerprint, @InFlight, @nowUs, @expires) ON CONFLICT (tenant_id, key) DO NOTHING
-                """, new { tenantId, key, fingerprint, InFlight, nowUs, expires = nowUs + options.Value.RetentionHours * 3_600_000_000L }, cancellationToken: ct));
-            if (inserted == 0)
-            {
-                var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition("""
-                    SELECT fingerprint, state, status_code, response_body, response_headers, created_at_us FROM idempotency_keys
-                    WHERE tenant_id = @tenantId AND key = @key
-                    """, new { tenantId, key }, cancellationToken: ct));
-                if (row is null || !await ShouldRunAsync(context, connection, row, tenantId, key, fingerprint, nowUs)) return;
-            }
         }
-        await RunAndStoreAsync(context, tenantId, key);
+        await InUseAsync(context);
+        return false;
     }
+
+    async Task<bool> TryInsertAsync(System.Data.Common.DbConnection connection, string tenantId, string key, byte[] fingerprint, long nowUs, CancellationToken ct) =>
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO idempotency_keys (tenant_id, key, fingerprint, state, created_at_us, expires_at_us)
+            VALUES (@tenantId, @key, @fingerprint, @InFlight, @nowUs, @expires) ON CONFLICT (tenant_id, key) DO NOTHING
+            """, new { tenantId, key, fingerprint, InFlight, nowUs, expires = nowUs + options.Value.RetentionHours * 3_600_000_000L }, cancellationToken: ct)) == 1;
+
+    static Task<Row?> ReadAsync(System.Data.Common.DbConnection connection, string tenantId, string key, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition("""
+            SELECT fingerprint, state, status_code, response_body, response_headers, created_at_us, expires_at_us FROM idempotency_keys
+            WHERE tenant_id = @tenantId AND key = @key
+            """, new { tenantId, key }, cancellationToken: ct));
 
     /// <summary>Answers a repeated key; true when the request should run after all (an abandoned in-flight record taken over).</summary>
     async Task<bool> ShouldRunAsync(HttpContext context, System.Data.Common.DbConnection connection, Row row, string tenantId, string key, byte[] fingerprint, long nowUs)
@@ -99,10 +113,15 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
                 new { nowUs, tenantId, key, InFlight, old = row.created_at_us }, cancellationToken: context.RequestAborted));
             if (taken == 1) return true;
         }
+        await InUseAsync(context);
+        return false;
+    }
+
+    static async Task InUseAsync(HttpContext context)
+    {
         context.Response.Headers.RetryAfter = "1";
         await Problems.Of(409, "idempotency_key_in_use", "Idempotency key in use",
             "A request with this Idempotency-Key is still being processed; retry later.").ExecuteAsync(context);
-        return false;
     }
 
     async Task RunAndStoreAsync(HttpContext context, string tenantId, string key)
@@ -168,6 +187,7 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
         public byte[]? response_body { get; set; }
         public string? response_headers { get; set; }
         public long created_at_us { get; set; }
+        public long expires_at_us { get; set; }
     }
 }
 

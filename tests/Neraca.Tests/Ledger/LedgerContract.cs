@@ -428,6 +428,28 @@ public abstract class LedgerContract(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task Idempotency_key_in_flight_is_409_and_an_expired_key_may_be_reused()
+    {
+        var (tenant, l) = await FundedAsync(aliceFunds: 1_000);
+        var body = new { debit_account = "alice", credit_account = "bob", amount = 10 };
+        await l.Http.PostJsonAsync("/v1/transfers", body, idempotencyKey: "key-3");
+        var database = Server.Services.GetRequiredService<Database>();
+        await using var c = await database.OpenAsync(CancellationToken.None);
+        // As if the first request were still running (state 1, just started).
+        await c.ExecuteAsync("UPDATE idempotency_keys SET state = 1, created_at_us = @now WHERE tenant_id = @t",
+            new { t = tenant.Id, now = DbTime.ToMicros(DateTimeOffset.UtcNow) });
+        (await l.Http.PostJsonAsync("/v1/transfers", body, idempotencyKey: "key-3")).AssertProblem(409, "idempotency_key_in_use");
+        // Past retention the key is free again, even for another body. (A body without an id would get the id derived
+        // from the key, i.e. the first transfer's: that is refused as a different transfer, never posted twice.)
+        await c.ExecuteAsync("UPDATE idempotency_keys SET state = 2, expires_at_us = 0 WHERE tenant_id = @t", new { t = tenant.Id });
+        (await l.Http.PostJsonAsync("/v1/transfers", body with { amount = 20 }, idempotencyKey: "key-3")).AssertProblem(409, "transfer_exists_with_different_fields");
+        await c.ExecuteAsync("UPDATE idempotency_keys SET expires_at_us = 0 WHERE tenant_id = @t", new { t = tenant.Id });
+        var reused = await l.Http.PostJsonAsync("/v1/transfers", new { id = "own-id", debit_account = "alice", credit_account = "bob", amount = 20 }, idempotencyKey: "key-3");
+        Assert.Equal(HttpStatusCode.Created, reused.Response.StatusCode);
+        Assert.Equal(970, await l.PostedAsync("alice"));
+    }
+
+    [Fact]
     public async Task Idempotency_key_derives_the_transfer_id_so_a_lost_record_cannot_post_twice()
     {
         var (tenant, l) = await FundedAsync(aliceFunds: 1_000);
