@@ -13,13 +13,14 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         if (context.RequestAborted.IsCancellationRequested && exception is OperationCanceledException) return true;
 
         var (status, code, title, detail, errors) = Classify(exception);
-        if (status >= 500)
+        if (status == 500) // 503 overloaded is back-pressure, not a bug: no error log, no alert
         {
             var traceId = System.Diagnostics.Activity.Current?.TraceId.ToString() ?? "";
             LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "", traceId, context.TraceIdentifier);
         }
 
         context.Response.StatusCode = status;
+        if (status == 503) context.Response.Headers.RetryAfter = "1";
         ProblemDetails problem = errors is null
             ? new ProblemDetails()
             : new HttpValidationProblemDetails(errors);
@@ -44,6 +45,8 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                 _ => (bad.StatusCode, Problems.CodeForStatus(bad.StatusCode), "Bad request", bad.Message, null),
             };
         }
+        if (exception is Ledger.PipelineOverloadedException overloaded)
+            return (503, "overloaded", "Overloaded", overloaded.Message + " Retry after a short pause.", null);
         return (500, "internal_error", "Internal error", "The server failed to handle the request; it has been logged.", null);
     }
 
