@@ -13,8 +13,8 @@ public sealed class BenchOptions
     /// <summary>Measured seconds per run (after the warm-up). Default 5.</summary>
     public double Seconds { get; private set; } = 5;
 
-    /// <summary>Warm-up seconds per run, not measured. Default 1.</summary>
-    public double WarmupSeconds { get; private set; } = 1;
+    /// <summary>Warm-up seconds per run, not measured. Default 3 (long enough for the JIT to settle on the server's hot paths).</summary>
+    public double WarmupSeconds { get; private set; } = 3;
 
     /// <summary>Concurrent clients of the <c>uniform</c> runs. Default 1, 8, 64, 256.</summary>
     public IReadOnlyList<int> UniformClients { get; private set; } = [1, 8, 64, 256];
@@ -78,7 +78,7 @@ public sealed class BenchOptions
                                  jobs: p99 of uniform alone vs while a big chunked job runs (not in all)
           --job-items N          items of the jobs scenario's job (default 1000000)
           --seconds N            measured seconds per run (default 5)
-          --warmup N             warm-up seconds per run (default 1)
+          --warmup N             warm-up seconds per run (default 3)
           --uniform-clients L    clients of the uniform runs (default 1,8,64,256)
           --clients N            clients of the hot and read runs (default 64)
           --batch-sizes L        transfers per batch request (default 100,1000,8000)

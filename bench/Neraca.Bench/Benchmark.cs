@@ -190,6 +190,9 @@ public static class Benchmark
                     break;
                 case ScenarioNames.Read:
                     plan.Add(new(scenario, $"read 90/10 c={o.Clients}", o.Clients, 1, (w, t) => w.ReadMostly(t, 10), (w, t) => w.ReadMostly(t, 10)));
+                    // Reads only: what HTTP, authentication and the balance cache cost per request on this machine, the
+                    // floor under every write figure above.
+                    plan.Add(new(scenario, $"read only c={o.Clients}", o.Clients, 1, (w, t) => w.Read(), (w, t) => w.Read()));
                     break;
             }
         }

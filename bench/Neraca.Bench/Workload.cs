@@ -65,6 +65,9 @@ public sealed class Workload(LedgerClient client, string[] accounts, string hotA
             ? SendTransferAsync(c, runTag, credit: null, ct)
             : client.GetAccountAsync(accounts[c.Random.Next(accounts.Length)], ct);
 
+    /// <summary>A read of a random account's balance.</summary>
+    public Operation Read() => (c, ct) => client.GetAccountAsync(accounts[c.Random.Next(accounts.Length)], ct);
+
     Task<OpResult> SendTransferAsync(Client c, string runTag, string? credit, CancellationToken ct)
     {
         string debit;
