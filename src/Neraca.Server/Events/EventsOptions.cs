@@ -24,6 +24,12 @@ public sealed class EventsOptions
     [Range(1, 10_000)]
     public int RelayBatchSizeMax { get; set; } = 500;
 
+    /// <summary>After relaying a partial batch, the relay waits this long (milliseconds) before claiming again, so under
+    /// steady posting each relay transaction carries many events instead of one posting commit's worth. 0 relays at
+    /// once. Default 10: webhooks and the broker see events up to 10 ms later; the feed and SSE do not wait.</summary>
+    [Range(0, 1_000)]
+    public int RelayGatherMs { get; set; } = 10;
+
     /// <summary>Polling interval of the relay, in milliseconds: the only trigger on SQLite, the fallback behind
     /// LISTEN/NOTIFY on PostgreSQL. Default 1 s.</summary>
     [Range(10, 60_000)]

@@ -163,7 +163,12 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
             try
             {
                 int relayed;
-                do relayed = await RelayBatchAsync(ct);
+                do
+                {
+                    relayed = await RelayBatchAsync(ct);
+                    if (relayed > 0 && relayed < o.RelayBatchSizeMax && o.RelayGatherMs > 0)
+                        await Task.Delay(TimeSpan.FromMilliseconds(o.RelayGatherMs), clock, ct);
+                }
                 while (relayed > 0 && !ct.IsCancellationRequested);
                 failures = 0;
                 await Signal.WaitAsync(wake, TimeSpan.FromMilliseconds(o.RelayPollIntervalMs), clock, ct);

@@ -65,17 +65,6 @@ public static class ObservabilityModule
                     new("neraca.role", builder.Configuration[nameof(NeracaOptions.Role)] ?? new NeracaOptions().Role),
                     new("deployment.environment.name", builder.Environment.EnvironmentName),
                 ]))
-            .WithTracing(t => t
-                .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(options.TraceSampleRatio)))
-                .AddSource(NeracaTelemetry.Name)
-                .AddAspNetCoreInstrumentation(o =>
-                {
-                    o.Filter = context => !IsInfrastructurePath(context.Request.Path, options.Metrics.Path);
-                    o.RecordException = true;
-                    o.EnrichWithHttpResponse = EnrichWithTenant;
-                })
-                .AddHttpClientInstrumentation(o => o.RecordException = true)
-                .AddNpgsql())
             .WithMetrics(m =>
             {
                 m.AddMeter(Meters)
@@ -97,6 +86,19 @@ public static class ObservabilityModule
             });
         if (OtlpEnabled(options))
         {
+            // Spans are recorded only when something exports them: without a collector they would cost every request
+            // and every database command for nothing (ASP.NET Core still gives each request a trace id for the logs).
+            otel.WithTracing(t => t
+                    .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(options.TraceSampleRatio)))
+                    .AddSource(NeracaTelemetry.Name)
+                    .AddAspNetCoreInstrumentation(o =>
+                    {
+                        o.Filter = context => !IsInfrastructurePath(context.Request.Path, options.Metrics.Path);
+                        o.RecordException = true;
+                        o.EnrichWithHttpResponse = EnrichWithTenant;
+                    })
+                    .AddHttpClientInstrumentation(o => o.RecordException = true)
+                    .AddNpgsql());
             var protocol = options.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
             if (string.IsNullOrWhiteSpace(options.OtlpEndpoint)) otel.UseOtlpExporter(); // the standard OTEL_EXPORTER_OTLP_* variables
             else otel.UseOtlpExporter(protocol, new Uri(options.OtlpEndpoint));
