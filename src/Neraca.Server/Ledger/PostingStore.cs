@@ -79,9 +79,11 @@ public sealed class PostgresPostingStore : PostingStore
         var state = new BatchState { TenantId = tenantId, Ledger = ledger };
         await using var batch = new NpgsqlBatch((NpgsqlConnection)connection, (NpgsqlTransaction)tx);
         // The head row first: it serializes every writer of this ledger (in any process), so what follows is read fresh.
+        // The accounts need no row locks of their own (locking writes every row): only posting transactions change
+        // balances, and they all hold the head.
         batch.BatchCommands.Add(Command("SELECT last_link, head, last_seq FROM ledger_heads WHERE tenant_id = $1 AND ledger_id = $2 FOR UPDATE",
             tenantId, ledger.Id));
-        batch.BatchCommands.Add(Command($"SELECT {LedgerStore.AccountColumns} FROM accounts WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
+        batch.BatchCommands.Add(Command($"SELECT {LedgerStore.AccountColumns} FROM accounts WHERE tenant_id = $1 AND id = ANY($2)",
             tenantId, accountIds));
         batch.BatchCommands.Add(Command($"{TransferSelect} WHERE t.tenant_id = $1 AND t.id = ANY($2)", tenantId, transferIds));
         if (reverseTargets.Length > 0)
