@@ -12,7 +12,7 @@ public sealed record ConservationCheck(bool Ok, string Detail, LedgerTotals Tota
 /// <summary>Reads a ledger's totals with SQL on its own database (the two sides have different schemas).</summary>
 public sealed class ConservationProbe(string connectionString, string sql, IReadOnlyDictionary<string, object> parameters)
 {
-    /// <summary>Neraca's schema (migration 0100): balances in <c>accounts</c>, journal in <c>entries</c> and <c>transfers</c>.</summary>
+    /// <summary>Neraca's schema: balances in <c>accounts</c>, journal in <c>transfers</c> and the <c>entries</c> view (migration 0104).</summary>
     public static ConservationProbe ForNeraca(string connectionString, string tenantId, string ledgerId) => new(connectionString, """
         SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),
                (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),

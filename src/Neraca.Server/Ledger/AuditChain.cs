@@ -73,10 +73,11 @@ public sealed class AuditChain(Database database)
     static AuditResult Bad(int links, HeadRow? head, long at, string problem) =>
         new(false, links, head is null ? "" : Convert.ToHexStringLower(head.head), at, problem);
 
-    // Transfers and resolutions of a link are found by its seq range (indexed); entries by link number (indexed).
+    // Everything a link covers is found by its seq range: transfers, resolutions and, through the entries view, the entries
+    // they carry (and those of entries_v1), each by a (tenant, ledger, seq) index.
     static async Task<byte[]> LinkBytesAsync(DbConnection connection, string tenantId, string ledgerId, LinkRow row, CancellationToken ct)
     {
-        var args = new { tenantId, ledgerId, link = row.link, first = row.first_seq, last = row.last_seq };
+        var args = new { tenantId, ledgerId, first = row.first_seq, last = row.last_seq };
         var transfers = await connection.QueryAsync<LedgerStore.TransferRow>(new CommandDefinition(
             $"SELECT {LedgerStore.TransferColumns}, NULL AS kind, 0 AS resolved_amount, NULL AS resolved_at_us FROM transfers t WHERE t.tenant_id = @tenantId AND t.ledger_id = @ledgerId AND t.seq BETWEEN @first AND @last",
             args, cancellationToken: ct));
@@ -84,7 +85,7 @@ public sealed class AuditChain(Database database)
             "SELECT transfer_id, seq, kind, amount, resolved_at_us FROM transfer_resolutions WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq BETWEEN @first AND @last",
             args, cancellationToken: ct));
         var entries = await connection.QueryAsync<EntryDbRow>(new CommandDefinition(
-            "SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
+            "SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq BETWEEN @first AND @last",
             args, cancellationToken: ct));
         return Canonical(
             transfers.Select(t => t.ToRecord()),

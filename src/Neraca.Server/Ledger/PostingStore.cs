@@ -67,6 +67,46 @@ public abstract class PostingStore
         while (r.Read()) state.Reversed[r.GetString(0)] = r.GetInt64(1);
     }
 
+    /// <summary>The two entries of each posting of the batch, by the posting's seq. A posting's entries are stored on the row
+    /// that causes them (the transfer created posted, or the resolution posting a pending transfer) and read back through
+    /// the <c>entries</c> view, so they must be exactly what that row's columns yield: checked here.</summary>
+    protected static Dictionary<long, EntryPair> EntriesBySeq(BatchWrites writes, long nowUs)
+    {
+        var entries = writes.Entries;
+        if (entries.Count % 2 != 0) throw new InvalidOperationException($"A batch has {entries.Count} entries: postings write two each.");
+        var bySeq = new Dictionary<long, EntryPair>(entries.Count / 2);
+        for (var i = 0; i < entries.Count; i += 2)
+        {
+            var (debit, credit) = (entries[i], entries[i + 1]);
+            if (debit.Direction != EntryDirection.Debit || credit.Direction != EntryDirection.Credit || debit.Seq != credit.Seq
+                || debit.TransferId != credit.TransferId || debit.Amount != credit.Amount || debit.EffectiveAtUs != credit.EffectiveAtUs
+                || debit.PostedAtUs != nowUs || credit.PostedAtUs != nowUs)
+                throw new InvalidOperationException($"The entries of seq {debit.Seq} are not a debit and its credit posted now.");
+            bySeq.Add(debit.Seq, new EntryPair(debit, credit));
+        }
+        // Every posted row carries its pair and every pair has its row: a transfer created posted, or the post of a pending one.
+        var carried = 0;
+        foreach (var t in writes.Transfers)
+        {
+            var found = bySeq.TryGetValue(t.Seq, out var pair);
+            if (found == t.Pending || (found && (pair.Debit.TransferId != t.Id || pair.Debit.AccountId != t.DebitAccountId
+                || pair.Credit.AccountId != t.CreditAccountId || pair.Debit.Amount != t.Amount || pair.Debit.EffectiveAtUs != t.EffectiveAtUs)))
+                throw new InvalidOperationException($"The entries of seq {t.Seq} do not match transfer {t.Id}.");
+            if (found) carried++;
+        }
+        foreach (var r in writes.Resolutions)
+        {
+            var found = bySeq.TryGetValue(r.Seq, out var pair);
+            if (found != (r.Kind == ResolutionKind.Posted) || (found && (pair.Debit.TransferId != r.TransferId || pair.Debit.Amount != r.Amount)))
+                throw new InvalidOperationException($"The entries of seq {r.Seq} do not match the resolution of {r.TransferId}.");
+            if (found) carried++;
+        }
+        if (carried != bySeq.Count) throw new InvalidOperationException($"{bySeq.Count - carried} postings' entries have no journal row to carry them.");
+        return bySeq;
+    }
+
+    protected readonly record struct EntryPair(EntryRow Debit, EntryRow Credit);
+
     protected const string TransferSelect =
         "SELECT t.id, t.ledger_id, t.seq, t.debit_account_id, t.credit_account_id, t.amount, t.pending, t.timeout_at_us, t.code, t.description, t.metadata, t.reverses, t.effective_at_us, t.created_at_us, r.kind, r.amount, r.resolved_at_us FROM transfers t LEFT JOIN transfer_resolutions r ON r.tenant_id = t.tenant_id AND r.transfer_id = t.id";
 }
@@ -115,22 +155,29 @@ public sealed class PostgresPostingStore : PostingStore
     {
         var tenant = state.TenantId;
         var ledger = state.Ledger.Id;
+        // A posting's two entries go on the row that causes them (see migration 0104): no entries rows of their own.
+        var entries = EntriesBySeq(writes, nowUs);
         await using var batch = new NpgsqlBatch((NpgsqlConnection)connection, (NpgsqlTransaction)tx);
         var t = writes.Transfers;
         if (t.Count > 0)
         {
+            var posted = t.Select(x => entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null).ToArray();
             batch.BatchCommands.Add(Command("""
                 INSERT INTO transfers (tenant_id, id, ledger_id, seq, link, debit_account_id, credit_account_id, amount, pending, timeout_at_us,
-                                       code, description, metadata, reverses, effective_at_us, created_at_us)
-                SELECT $1, u.id, $2, u.seq, $3, u.d, u.c, u.amount, u.pending, u.timeout, u.code, u.description, u.metadata, u.reverses, u.eff, $4
+                                       code, description, metadata, reverses, effective_at_us, created_at_us,
+                                       debit_entry_no, credit_entry_no, debit_balance_after, credit_balance_after)
+                SELECT $1, u.id, $2, u.seq, $3, u.d, u.c, u.amount, u.pending, u.timeout, u.code, u.description, u.metadata, u.reverses, u.eff, $4,
+                       u.dn, u.cn, u.db, u.cb
                 FROM unnest($5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::boolean[], $11::bigint[], $12::integer[],
-                            $13::text[], $14::text[], $15::text[], $16::bigint[])
-                     AS u(id, seq, d, c, amount, pending, timeout, code, description, metadata, reverses, eff)
+                            $13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[])
+                     AS u(id, seq, d, c, amount, pending, timeout, code, description, metadata, reverses, eff, dn, cn, db, cb)
                 """, tenant, ledger, link.Link, nowUs,
                 t.Select(x => x.Id).ToArray(), t.Select(x => x.Seq).ToArray(), t.Select(x => x.DebitAccountId).ToArray(),
                 t.Select(x => x.CreditAccountId).ToArray(), t.Select(x => x.Amount).ToArray(), t.Select(x => x.Pending).ToArray(),
                 t.Select(x => x.TimeoutAtUs).ToArray(), t.Select(x => x.Code).ToArray(), t.Select(x => x.Description).ToArray(),
-                t.Select(x => x.Metadata).ToArray(), t.Select(x => x.Reverses).ToArray(), t.Select(x => x.EffectiveAtUs).ToArray()));
+                t.Select(x => x.Metadata).ToArray(), t.Select(x => x.Reverses).ToArray(), t.Select(x => x.EffectiveAtUs).ToArray(),
+                posted.Select(p => p?.Debit.EntryNo).ToArray(), posted.Select(p => p?.Credit.EntryNo).ToArray(),
+                posted.Select(p => p?.Debit.BalanceAfter).ToArray(), posted.Select(p => p?.Credit.BalanceAfter).ToArray()));
         }
         var opened = t.Where(x => x.Pending).ToArray();
         if (opened.Length > 0)
@@ -143,23 +190,21 @@ public sealed class PostgresPostingStore : PostingStore
         {
             batch.BatchCommands.Add(Command("DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($2)",
                 tenant, r.Select(x => x.TransferId).ToArray()));
+            var posted = r.Select(x => entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null).ToArray();
             batch.BatchCommands.Add(Command("""
-                INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us)
-                SELECT $1, u.id, $2, u.seq, $3, u.kind, u.amount, $4 FROM unnest($5::text[], $6::bigint[], $7::smallint[], $8::bigint[]) AS u(id, seq, kind, amount)
+                INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us,
+                                                  debit_account_id, credit_account_id, effective_at_us,
+                                                  debit_entry_no, credit_entry_no, debit_balance_after, credit_balance_after)
+                SELECT $1, u.id, $2, u.seq, $3, u.kind, u.amount, $4, u.d, u.c, u.eff, u.dn, u.cn, u.db, u.cb
+                FROM unnest($5::text[], $6::bigint[], $7::smallint[], $8::bigint[], $9::text[], $10::text[], $11::bigint[],
+                            $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[])
+                     AS u(id, seq, kind, amount, d, c, eff, dn, cn, db, cb)
                 """, tenant, ledger, link.Link, nowUs, r.Select(x => x.TransferId).ToArray(), r.Select(x => x.Seq).ToArray(),
-                r.Select(x => (short)x.Kind).ToArray(), r.Select(x => x.Amount).ToArray()));
-        }
-        var e = writes.Entries;
-        if (e.Count > 0)
-        {
-            batch.BatchCommands.Add(Command("""
-                INSERT INTO entries (tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us)
-                SELECT $1, u.a, u.n, $2, u.seq, $3, u.t, u.dir, u.amount, u.bal, $4, u.eff
-                FROM unnest($5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::smallint[], $10::bigint[], $11::bigint[], $12::bigint[])
-                     AS u(a, n, seq, t, dir, amount, bal, eff)
-                """, tenant, ledger, link.Link, nowUs, e.Select(x => x.AccountId).ToArray(), e.Select(x => x.EntryNo).ToArray(),
-                e.Select(x => x.Seq).ToArray(), e.Select(x => x.TransferId).ToArray(), e.Select(x => (short)x.Direction).ToArray(),
-                e.Select(x => x.Amount).ToArray(), e.Select(x => x.BalanceAfter).ToArray(), e.Select(x => x.EffectiveAtUs).ToArray()));
+                r.Select(x => (short)x.Kind).ToArray(), r.Select(x => x.Amount).ToArray(),
+                posted.Select(p => p?.Debit.AccountId).ToArray(), posted.Select(p => p?.Credit.AccountId).ToArray(),
+                posted.Select(p => p?.Debit.EffectiveAtUs).ToArray(),
+                posted.Select(p => p?.Debit.EntryNo).ToArray(), posted.Select(p => p?.Credit.EntryNo).ToArray(),
+                posted.Select(p => p?.Debit.BalanceAfter).ToArray(), posted.Select(p => p?.Credit.BalanceAfter).ToArray()));
         }
         var accounts = writes.ChangedAccounts.Select(id => state.Accounts[id]).ToArray();
         batch.BatchCommands.Add(Command("""
@@ -221,13 +266,21 @@ public sealed class SqlitePostingStore : PostingStore
         ChainLinkRow link, IReadOnlyList<EventRow> events, long nowUs, CancellationToken ct)
     {
         var common = new { t = state.TenantId, l = state.Ledger.Id, link = link.Link, now = nowUs };
+        // A posting's two entries go on the row that causes them (see migration 0104): no entries rows of their own.
+        var entries = EntriesBySeq(writes, nowUs);
         foreach (var x in writes.Transfers)
+        {
+            var posted = entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null;
             await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO transfers (tenant_id, id, ledger_id, seq, link, debit_account_id, credit_account_id, amount, pending, timeout_at_us,
-                                       code, description, metadata, reverses, effective_at_us, created_at_us)
-                VALUES (@t, @Id, @l, @Seq, @link, @DebitAccountId, @CreditAccountId, @Amount, @Pending, @TimeoutAtUs, @Code, @Description, @Metadata, @Reverses, @EffectiveAtUs, @now)
+                                       code, description, metadata, reverses, effective_at_us, created_at_us,
+                                       debit_entry_no, credit_entry_no, debit_balance_after, credit_balance_after)
+                VALUES (@t, @Id, @l, @Seq, @link, @DebitAccountId, @CreditAccountId, @Amount, @Pending, @TimeoutAtUs, @Code, @Description, @Metadata, @Reverses, @EffectiveAtUs, @now,
+                        @dn, @cn, @db, @cb)
                 """, new { common.t, common.l, common.link, common.now, x.Id, x.Seq, x.DebitAccountId, x.CreditAccountId, x.Amount, x.Pending, x.TimeoutAtUs,
-                x.Code, x.Description, x.Metadata, x.Reverses, x.EffectiveAtUs }, tx, cancellationToken: ct));
+                x.Code, x.Description, x.Metadata, x.Reverses, x.EffectiveAtUs, dn = posted?.Debit.EntryNo, cn = posted?.Credit.EntryNo,
+                db = posted?.Debit.BalanceAfter, cb = posted?.Credit.BalanceAfter }, tx, cancellationToken: ct));
+        }
         foreach (var x in writes.Transfers.Where(x => x.Pending))
             await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO open_pendings (tenant_id, transfer_id, ledger_id, timeout_at_us) VALUES (@t, @Id, @l, @TimeoutAtUs)",
@@ -236,16 +289,17 @@ public sealed class SqlitePostingStore : PostingStore
             await connection.ExecuteAsync(new CommandDefinition(
                 "DELETE FROM open_pendings WHERE tenant_id = @t AND transfer_id = @TransferId", new { common.t, x.TransferId }, tx, cancellationToken: ct));
         foreach (var x in writes.Resolutions)
+        {
+            var posted = entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null;
             await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us)
-                VALUES (@t, @TransferId, @l, @Seq, @link, @kind, @Amount, @now)
-                """, new { common.t, common.l, common.link, common.now, x.TransferId, x.Seq, kind = (int)x.Kind, x.Amount }, tx, cancellationToken: ct));
-        foreach (var x in writes.Entries)
-            await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO entries (tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us)
-                VALUES (@t, @AccountId, @EntryNo, @l, @Seq, @link, @TransferId, @dir, @Amount, @BalanceAfter, @now, @EffectiveAtUs)
-                """, new { common.t, common.l, common.link, common.now, x.AccountId, x.EntryNo, x.Seq, x.TransferId, dir = (int)x.Direction, x.Amount, x.BalanceAfter, x.EffectiveAtUs },
-                tx, cancellationToken: ct));
+                INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us,
+                                                  debit_account_id, credit_account_id, effective_at_us,
+                                                  debit_entry_no, credit_entry_no, debit_balance_after, credit_balance_after)
+                VALUES (@t, @TransferId, @l, @Seq, @link, @kind, @Amount, @now, @d, @c, @eff, @dn, @cn, @db, @cb)
+                """, new { common.t, common.l, common.link, common.now, x.TransferId, x.Seq, kind = (int)x.Kind, x.Amount,
+                d = posted?.Debit.AccountId, c = posted?.Credit.AccountId, eff = posted?.Debit.EffectiveAtUs, dn = posted?.Debit.EntryNo,
+                cn = posted?.Credit.EntryNo, db = posted?.Debit.BalanceAfter, cb = posted?.Credit.BalanceAfter }, tx, cancellationToken: ct));
+        }
         foreach (var id in writes.ChangedAccounts)
         {
             var a = state.Accounts[id];

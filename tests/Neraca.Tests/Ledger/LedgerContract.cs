@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
@@ -410,6 +411,100 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.Equal(["e1", "e2"], list.Body!["data"]!.AsArray().Select(t => (string)t!["id"]!));
     }
 
+    [Fact]
+    public async Task Posting_a_pending_transfer_writes_its_entries_and_tampering_with_them_fails_verification()
+    {
+        var (tenant, l) = await FundedAsync(aliceFunds: 1_000); // link 1
+        Assert.Equal(HttpStatusCode.Created, (await l.TransferAsync("hold", "alice", "bob", 600,
+            new { pending = true, timeout_seconds = 3600, effective_at = "2020-01-01T00:00:00Z" })).Response.StatusCode); // link 2
+        Assert.Equal(HttpStatusCode.OK, (await l.Http.PostJsonAsync("/v1/transfers/hold/post", new { amount = 250 })).Response.StatusCode); // link 3
+        Assert.Equal(HttpStatusCode.Created, (await l.TransferAsync("hold-2", "alice", "bob", 100, new { pending = true })).Response.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await l.Http.PostJsonAsync("/v1/transfers/hold-2/void", new { })).Response.StatusCode);
+
+        var alice = (await l.Http.GetJsonAsync("/v1/accounts/alice/entries")).Body!["data"]!.AsArray();
+        Assert.Equal(["fund-alice", "hold"], alice.Select(e => (string)e!["transfer_id"]!));
+        Assert.Equal(["credit", "debit"], alice.Select(e => (string)e!["direction"]!));
+        Assert.Equal([1_000L, 250L], alice.Select(e => (long)e!["amount"]!));
+        Assert.Equal([1_000L, 750L], alice.Select(e => (long)e!["balance_after"]!));
+        Assert.Equal(new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero), (DateTimeOffset)alice[1]!["effective_at"]!);
+        var bob = (await l.Http.GetJsonAsync("/v1/accounts/bob/entries")).Body!["data"]!.AsArray();
+        Assert.Equal(["credit"], bob.Select(e => (string)e!["direction"]!));
+        Assert.Equal([250L], bob.Select(e => (long)e!["balance_after"]!));
+        var effective = await l.Http.GetJsonAsync("/v1/accounts/alice/balance?at=2021-01-01T00:00:00Z&basis=effective");
+        Assert.Equal(-250L, (long)effective.Body!["balance"]!);
+        await Conservation.AssertAsync(Server, tenant.Id);
+        Assert.True((bool)(await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!["verified"]!);
+
+        var database = Server.Services.GetRequiredService<Database>();
+        await using (var c = await database.OpenAsync(CancellationToken.None))
+            await TamperAsync(c, database.Kind, "UPDATE transfer_resolutions SET debit_balance_after = 751 WHERE tenant_id = @t AND transfer_id = 'hold'", tenant.Id);
+        var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
+        Assert.False((bool)audit.Body!["verified"]!);
+        Assert.Equal(3L, (long)audit.Body!["first_bad_link"]!);
+    }
+
+    // Regression for migration 0104: entries written as rows of their own (before it, or by a server of the previous
+    // version during a rolling deployment, through the view's insert trigger) are read and verified with the new ones.
+    [Fact]
+    public async Task Entries_written_as_rows_of_their_own_are_read_and_verified_with_the_new_ones()
+    {
+        var (tenant, l) = await NewAsync();
+        await l.LedgerAsync();
+        await l.AccountAsync("bank", normal: "debit");
+        await l.AccountAsync("alice");
+        var database = Server.Services.GetRequiredService<Database>();
+        await using var c = await database.OpenAsync(CancellationToken.None);
+        var ledgerId = await c.QuerySingleAsync<string>("SELECT id FROM ledgers WHERE tenant_id = @t", new { t = tenant.Id });
+        var now = DbTime.ToMicros(DateTimeOffset.UtcNow);
+        var old = new TransferRecord
+        {
+            Id = "old", LedgerId = ledgerId, Seq = 1, DebitAccountId = "bank", CreditAccountId = "alice", Amount = 500, EffectiveAtUs = now, CreatedAtUs = now,
+        };
+        EntryRow[] entries =
+        [
+            new("bank", 1, 1, "old", EntryDirection.Debit, 500, 500, now, now),
+            new("alice", 1, 1, "old", EntryDirection.Credit, 500, 500, now, now),
+        ];
+        var hash = AuditChain.Link(AuditChain.Genesis, AuditChain.Canonical([old], [], entries));
+        await using (var tx = await c.BeginTransactionAsync())
+        {
+            var args = new { t = tenant.Id, l = ledgerId, now, hash, genesis = AuditChain.Genesis };
+            await c.ExecuteAsync("""
+                INSERT INTO transfers (tenant_id, id, ledger_id, seq, link, debit_account_id, credit_account_id, amount, pending, code, effective_at_us, created_at_us)
+                VALUES (@t, 'old', @l, 1, 1, 'bank', 'alice', 500, @no, 0, @now, @now)
+                """, new { args.t, args.l, args.now, no = false }, tx);
+            foreach (var e in entries)
+                await c.ExecuteAsync("""
+                    INSERT INTO entries (tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us)
+                    VALUES (@t, @AccountId, 1, @l, 1, 1, 'old', @direction, 500, 500, @now, @now)
+                    """, new { args.t, args.l, args.now, e.AccountId, direction = (short)e.Direction }, tx);
+            await c.ExecuteAsync("""
+                UPDATE accounts SET debits_posted = 500, entry_count = 1 WHERE tenant_id = @t AND id = 'bank';
+                UPDATE accounts SET credits_posted = 500, entry_count = 1 WHERE tenant_id = @t AND id = 'alice';
+                INSERT INTO chain_links (tenant_id, ledger_id, link, prev_hash, hash, first_seq, last_seq, committed_at_us)
+                VALUES (@t, @l, 1, @genesis, @hash, 1, 1, @now);
+                UPDATE ledger_heads SET last_link = 1, head = @hash, last_seq = 1 WHERE tenant_id = @t AND ledger_id = @l;
+                """, args, tx);
+            await tx.CommitAsync();
+        }
+        Assert.Equal(2L, await c.QuerySingleAsync<long>("SELECT count(*) FROM entries_v1 WHERE tenant_id = @t", new { t = tenant.Id }));
+
+        Assert.Equal(HttpStatusCode.Created, (await l.TransferAsync("new", "bank", "alice", 200)).Response.StatusCode);
+        var alice = (await l.Http.GetJsonAsync("/v1/accounts/alice/entries")).Body!["data"]!.AsArray();
+        Assert.Equal(["old", "new"], alice.Select(e => (string)e!["transfer_id"]!));
+        Assert.Equal([500L, 700L], alice.Select(e => (long)e!["balance_after"]!));
+        Assert.Equal(2L, await c.QuerySingleAsync<long>("SELECT count(*) FROM entries_v1 WHERE tenant_id = @t", new { t = tenant.Id }));
+        await Conservation.AssertAsync(Server, tenant.Id);
+        var audit = (await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!;
+        Assert.True((bool)audit["verified"]!, audit.ToJsonString());
+        Assert.Equal(2L, (long)audit["links"]!);
+
+        await TamperAsync(c, database.Kind, "UPDATE entries_v1 SET balance_after = 501 WHERE tenant_id = @t AND transfer_id = 'old' AND direction = 2", tenant.Id);
+        audit = (await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!;
+        Assert.False((bool)audit["verified"]!);
+        Assert.Equal(1L, (long)audit["first_bad_link"]!);
+    }
+
     // ---------------- idempotency keys ----------------
 
     [Fact]
@@ -502,6 +597,7 @@ public abstract class LedgerContract(ServerFixture fixture)
         {
             "UPDATE transfers SET amount = 1 WHERE tenant_id = @t",
             "DELETE FROM transfers WHERE tenant_id = @t",
+            "UPDATE transfers SET credit_balance_after = 1 WHERE tenant_id = @t",
             "UPDATE entries SET amount = 1 WHERE tenant_id = @t",
             "DELETE FROM chain_links WHERE tenant_id = @t",
         })
@@ -519,7 +615,7 @@ public abstract class LedgerContract(ServerFixture fixture)
 
         var database = Server.Services.GetRequiredService<Database>();
         await using (var c = await database.OpenAsync(CancellationToken.None))
-            await TamperAsync(c, database.Kind, "UPDATE entries SET amount = 11 WHERE tenant_id = @t AND transfer_id = 't2' AND direction = 2", tenant.Id);
+            await TamperAsync(c, database.Kind, "UPDATE transfers SET credit_balance_after = credit_balance_after + 1 WHERE tenant_id = @t AND id = 't2'", tenant.Id);
         var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
         Assert.False((bool)audit.Body!["verified"]!);
         Assert.Equal(2L, (long)audit.Body!["first_bad_link"]!);
