@@ -30,23 +30,30 @@ CREATE INDEX transfers_credit_entry ON transfers (tenant_id, credit_account_id, 
 CREATE INDEX transfer_resolutions_debit_entry ON transfer_resolutions (tenant_id, debit_account_id, debit_entry_no) WHERE debit_entry_no IS NOT NULL;
 CREATE INDEX transfer_resolutions_credit_entry ON transfer_resolutions (tenant_id, credit_account_id, credit_entry_no) WHERE credit_entry_no IS NOT NULL;
 
--- Every branch has exactly the old column types, so PostgreSQL flattens the view into one append of the branches and
--- pushes filters, ORDER BY entry_no and LIMIT into each branch's index.
+-- One branch per side of each journal table; rows that post nothing have a NULL entry_no. The filter stands outside
+-- the union on purpose: PostgreSQL flattens a UNION ALL into one append of its branches only when the branches have
+-- no WHERE of their own and exactly the same column types, and only then does it push a reader's filters into each
+-- branch (where entry_no IS NOT NULL lets it use the partial indexes) and merge the branches' index order for
+-- ORDER BY entry_no LIMIT n (a history page reads n rows, not the account's whole history).
 CREATE VIEW entries AS
 SELECT tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us
-FROM entries_v1
-UNION ALL
-SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, id, 1::smallint, amount, debit_balance_after, created_at_us, effective_at_us
-FROM transfers WHERE debit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, id, 2::smallint, amount, credit_balance_after, created_at_us, effective_at_us
-FROM transfers WHERE credit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, transfer_id, 1::smallint, amount, debit_balance_after, resolved_at_us, effective_at_us
-FROM transfer_resolutions WHERE debit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, transfer_id, 2::smallint, amount, credit_balance_after, resolved_at_us, effective_at_us
-FROM transfer_resolutions WHERE credit_entry_no IS NOT NULL;
+FROM (
+    SELECT tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us
+    FROM entries_v1
+    UNION ALL
+    SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, id, 1::smallint, amount, debit_balance_after, created_at_us, effective_at_us
+    FROM transfers
+    UNION ALL
+    SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, id, 2::smallint, amount, credit_balance_after, created_at_us, effective_at_us
+    FROM transfers
+    UNION ALL
+    SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, transfer_id, 1::smallint, amount, debit_balance_after, resolved_at_us, effective_at_us
+    FROM transfer_resolutions
+    UNION ALL
+    SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, transfer_id, 2::smallint, amount, credit_balance_after, resolved_at_us, effective_at_us
+    FROM transfer_resolutions
+) sides
+WHERE entry_no IS NOT NULL;
 
 -- A server of the previous version still inserts its entries into `entries` during a rolling deployment: they land in
 -- entries_v1, where the view and the audit chain find them.

@@ -23,21 +23,26 @@ CREATE INDEX transfers_credit_entry ON transfers (tenant_id, credit_account_id, 
 CREATE INDEX transfer_resolutions_debit_entry ON transfer_resolutions (tenant_id, debit_account_id, debit_entry_no) WHERE debit_entry_no IS NOT NULL;
 CREATE INDEX transfer_resolutions_credit_entry ON transfer_resolutions (tenant_id, credit_account_id, credit_entry_no) WHERE credit_entry_no IS NOT NULL;
 
-CREATE VIEW entries (tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us) AS
+-- Same shape as on PostgreSQL: the filter outside the union reaches every branch, and their partial indexes.
+CREATE VIEW entries AS
 SELECT tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us
-FROM entries_v1
-UNION ALL
-SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, id, 1, amount, debit_balance_after, created_at_us, effective_at_us
-FROM transfers WHERE debit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, id, 2, amount, credit_balance_after, created_at_us, effective_at_us
-FROM transfers WHERE credit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, transfer_id, 1, amount, debit_balance_after, resolved_at_us, effective_at_us
-FROM transfer_resolutions WHERE debit_entry_no IS NOT NULL
-UNION ALL
-SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, transfer_id, 2, amount, credit_balance_after, resolved_at_us, effective_at_us
-FROM transfer_resolutions WHERE credit_entry_no IS NOT NULL;
+FROM (
+    SELECT tenant_id, account_id, entry_no, ledger_id, seq, link, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us
+    FROM entries_v1
+    UNION ALL
+    SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, id, 1, amount, debit_balance_after, created_at_us, effective_at_us
+    FROM transfers
+    UNION ALL
+    SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, id, 2, amount, credit_balance_after, created_at_us, effective_at_us
+    FROM transfers
+    UNION ALL
+    SELECT tenant_id, debit_account_id, debit_entry_no, ledger_id, seq, link, transfer_id, 1, amount, debit_balance_after, resolved_at_us, effective_at_us
+    FROM transfer_resolutions
+    UNION ALL
+    SELECT tenant_id, credit_account_id, credit_entry_no, ledger_id, seq, link, transfer_id, 2, amount, credit_balance_after, resolved_at_us, effective_at_us
+    FROM transfer_resolutions
+) sides
+WHERE entry_no IS NOT NULL;
 
 -- A server of the previous version still inserts into `entries` during a rolling deployment: into entries_v1.
 CREATE TRIGGER entries_insert INSTEAD OF INSERT ON entries BEGIN
