@@ -182,8 +182,10 @@ public sealed class PostgresEventFeedTests(PostgresEventsServerFixture fixture) 
         // n+1; then A commits n. A naive "seq > cursor" feed never serves n.
         var tenant = await Server.NewTenantAsync();
         await using var a = await Source.OpenConnectionAsync();
+        // A's seq, taken before B's and outside A's transaction: nextval gives its transaction an id whenever it logs
+        // the sequence (every 32 values), and A must have none yet, or the feed rightly holds B's event back behind it.
+        var reserved = await NextSeqAsync(a);
         await using var txA = await a.BeginTransactionAsync();
-        var reserved = await NextSeqAsync(a); // A's seq, taken before B's; A has no transaction id yet
 
         await using (var b = await Source.OpenConnectionAsync())
         {
@@ -210,9 +212,9 @@ public sealed class PostgresEventFeedTests(PostgresEventsServerFixture fixture) 
     {
         var tenant = await Server.NewTenantAsync();
         await using var a = await Source.OpenConnectionAsync();
-        await using var txA = await a.BeginTransactionAsync();
         var reserved = new List<long>();
-        for (var i = 0; i < 5; i++) reserved.Add(await NextSeqAsync(a));
+        for (var i = 0; i < 5; i++) reserved.Add(await NextSeqAsync(a)); // outside A's transaction (see above)
+        await using var txA = await a.BeginTransactionAsync();
 
         await using (var b = await Source.OpenConnectionAsync())
         {
