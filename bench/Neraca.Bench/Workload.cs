@@ -61,12 +61,12 @@ public sealed class Workload(LedgerClient client, string[] accounts, string hotA
 
     /// <summary>A read of a random account's balance, or (one time in <paramref name="writeEvery"/>) a uniform transfer.</summary>
     public Operation ReadMostly(string runTag, int writeEvery) => (c, ct) =>
-        c.Random.Next(writeEvery) == 0
-            ? SendTransferAsync(c, runTag, credit: null, ct)
-            : client.GetAccountAsync(accounts[c.Random.Next(accounts.Length)], ct);
+        c.Random.Next(writeEvery) == 0 ? SendTransferAsync(c, runTag, credit: null, ct) : ReadAccountAsync(c, ct);
 
     /// <summary>A read of a random account's balance.</summary>
-    public Operation Read() => (c, ct) => client.GetAccountAsync(accounts[c.Random.Next(accounts.Length)], ct);
+    public Operation Read() => ReadAccountAsync;
+
+    Task<OpResult> ReadAccountAsync(Client c, CancellationToken ct) => client.GetAccountAsync(accounts[c.Random.Next(accounts.Length)], ct);
 
     Task<OpResult> SendTransferAsync(Client c, string runTag, string? credit, CancellationToken ct)
     {
