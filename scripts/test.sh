@@ -16,9 +16,17 @@ if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing missing packages: ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # Debian's packages try to start their services; in a container there is no init to do it, which is fine.
-    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    # The packages' own services must not start: the tests run their own throwaway instances, and a daemon started by
+    # an install script could hold this script's output open after it ends.
+    no_services=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && no_services=1
+    fi
+    apt_log=$(mktemp)
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${packages[@]}"; } </dev/null >"$apt_log" 2>&1 \
+      || { cat "$apt_log" >&2; exit 1; }
+    rm -f "$apt_log"
+    [ -n "$no_services" ] && rm -f /usr/sbin/policy-rc.d
   else
     echo "Missing: ${packages[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${packages[*]}) and run again." >&2
     exit 1
@@ -37,10 +45,17 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-dotnet build Neraca.slnx -c Release -warnaserror --nologo -v quiet
+# No build servers: nothing of the build may outlive this script.
+dotnet build Neraca.slnx -c Release -warnaserror --nologo -v quiet --disable-build-servers
 log=$(mktemp)
+# A stuck test makes the test process fail fast after 10 minutes without progress and name what was running
+# (tests/Neraca.Tests/Infrastructure/HangWatchdog.cs); the whole run normally takes about a minute.
+export NERACA_TEST_HANG_REPORT=$(mktemp)
 status=0
-dotnet test --solution Neraca.slnx -c Release --no-build "$@" 2>&1 | tee "$log" || status=$?
+timeout --kill-after=30s 40m dotnet test --solution Neraca.slnx -c Release --no-build "$@" 2>&1 | tee "$log" || status=$?
+if [ -s "$NERACA_TEST_HANG_REPORT" ]; then cat "$NERACA_TEST_HANG_REPORT"; echo; fi
+[ "$status" = 124 ] && { echo "The test run did not finish in 40 minutes." >&2; pkill -f 'net10.0/Neraca.Tests' || true; }
+rm -f "$NERACA_TEST_HANG_REPORT"
 # One plain closing line for CI systems that read it.
 passed=$(awk '/^  succeeded:/ {s+=$2} END {print s+0}' "$log")
 failed=$(awk '/^  failed:/ {s+=$2} END {print s+0}' "$log")

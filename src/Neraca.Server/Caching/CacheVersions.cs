@@ -16,10 +16,11 @@ namespace Neraca.Caching;
 /// </para>
 /// <para>
 /// With Redis the tokens live in Redis (one round trip per read, <c>EVAL</c> of a tiny script) under a cluster-wide
-/// epoch. When Redis is unreachable, <see cref="ReadAsync"/> returns null and callers read the database directly;
-/// writes that could not replace their token are remembered and the epoch is replaced when Redis is back, which
-/// retires every versioned entry at once (a restarted, empty Redis gets a fresh random epoch by itself). Without
-/// Redis the tokens are per-process counters in a fixed array of stripes (bounded memory; a collision only costs
+/// epoch. When Redis is unreachable, <see cref="ReadAsync"/> returns null and callers read the database directly.
+/// A write that could not replace its token replaces the epoch instead, which retires every versioned entry at once:
+/// before it is acknowledged when Redis answers that, else as soon as Redis is back (replicas that could still reach
+/// Redis meanwhile may serve what it should have retired: see docs/replicas.md). A restarted, empty Redis gets a fresh
+/// random epoch by itself. Without Redis the tokens are per-process counters in a fixed array of stripes (bounded memory; a collision only costs
 /// an extra miss).
 /// </para>
 /// </summary>
@@ -101,17 +102,25 @@ public sealed partial class CacheVersions : IDisposable
         catch (Exception e)
         {
             // Deliberately everything: the caller has committed and must still acknowledge. Whatever went wrong, the
-            // token may not have been replaced, so the shared cache is bypassed until the epoch is retired.
+            // token may not have been replaced, so the shared cache is bypassed here until the epoch is retired.
             if (!RedisConnection.IsUnavailable(e)) LogBumpFailed(_logger, e);
-            RecordLostBump();
+            CountLostBump();
+            // Other replicas may still reach Redis (a timeout, a reconnect racing this write) and would keep serving
+            // what this write should have retired: retire the epoch before the write is acknowledged.
+            await RetireEpochAsync();
         }
     }
 
     void RecordLostBump()
     {
-        if (Interlocked.Increment(ref _bumpsLost) == 1) LogBumpLost(_logger);
-        // The connection may already be back (the failure raced the reconnect): retire the epoch now then.
+        CountLostBump();
+        // The connection may have come back since it was checked (its restore then found nothing to retire).
         if (_redis.IsConnected) OnRedisRestored();
+    }
+
+    void CountLostBump()
+    {
+        if (Interlocked.Increment(ref _bumpsLost) == 1) LogBumpLost(_logger);
     }
 
     void OnRedisRestored()
@@ -129,9 +138,11 @@ public sealed partial class CacheVersions : IDisposable
         {
             await db.StringSetAsync(_epochKey, NewToken());
         }
-        catch (Exception e) when (RedisConnection.IsUnavailable(e))
+        catch (Exception e)
         {
-            return; // still down: the next restore retries
+            // Never throws (a write awaiting this has committed): the flag stays up and the next restore retries.
+            if (!RedisConnection.IsUnavailable(e)) LogBumpFailed(_logger, e);
+            return;
         }
         // Only writes counted before the new epoch are covered by it; one lost meanwhile keeps the flag up.
         if (Interlocked.CompareExchange(ref _bumpsLost, 0, lost) == lost) LogEpochRetired(_logger);

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using Neraca.Observability;
 using Neraca.Storage;
 using Scalar.AspNetCore;
 
@@ -107,7 +108,7 @@ public static class ServiceDefaults
             context.Response.Headers[RequestIdHeader] = id;
             return Task.CompletedTask;
         });
-        Activity.Current?.SetTag("neraca.request_id", id);
+        Activity.Current?.SetTag(NeracaTelemetry.RequestIdTag, id);
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Neraca.Http");
         using (logger.BeginScope(new Dictionary<string, object> { ["request_id"] = id }))
             await next(context);
