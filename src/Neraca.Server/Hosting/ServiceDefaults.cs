@@ -47,9 +47,10 @@ public static class ServiceDefaults
         });
 
         builder.Logging.ClearProviders();
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
-        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // Defaults for noisy framework categories; Logging:LogLevel:<category> in configuration overrides each.
+        foreach (var (category, level) in new[] { ("Microsoft.AspNetCore", LogLevel.Warning),
+                     ("Microsoft.AspNetCore.DataProtection", LogLevel.Error), ("Microsoft.Hosting.Lifetime", LogLevel.Information) })
+            if (builder.Configuration[$"Logging:LogLevel:{category}"] is null) builder.Logging.AddFilter(category, level);
         builder.Logging.AddJsonConsole(o =>
         {
             o.IncludeScopes = true;

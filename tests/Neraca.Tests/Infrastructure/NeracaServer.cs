@@ -27,7 +27,7 @@ public sealed class NeracaServer : IAsyncDisposable
     public static async Task<NeracaServer> StartAsync(string database, params string[] extraArgs)
     {
         string[] args = ["--database", database, "--urls", "http://127.0.0.1:0", "--bootstrap-api-key", BootstrapKey,
-            "--Logging:LogLevel:Default=Warning", .. extraArgs];
+            "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning", .. extraArgs];
         var app = NeracaApp.Create(args);
         await app.Services.GetRequiredService<StorageStartup>().PrepareAsync(CancellationToken.None);
         await app.StartAsync();
