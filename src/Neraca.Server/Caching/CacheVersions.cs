@@ -20,8 +20,8 @@ namespace Neraca.Caching;
 /// A write that could not replace its token replaces the epoch instead, which retires every versioned entry at once:
 /// before it is acknowledged when Redis answers that, else as soon as Redis is back (replicas that could still reach
 /// Redis meanwhile may serve what it should have retired: see docs/replicas.md). A restarted, empty Redis gets a fresh
-/// random epoch by itself. Without Redis the tokens are per-process counters in a fixed array of stripes (bounded memory; a collision only costs
-/// an extra miss).
+/// random epoch by itself. Without Redis the tokens are per-process counters in a fixed array of stripes (bounded
+/// memory; a collision only costs an extra miss).
 /// </para>
 /// </summary>
 public sealed partial class CacheVersions : IDisposable

@@ -44,5 +44,5 @@ public sealed class LedgerMetrics
         _meter.CreateObservableGauge("neraca.posting.queue.depth", depth, description: "Posting requests waiting in this process.");
 
     public void ObservePending(Func<long> pending) =>
-        _meter.CreateObservableGauge("neraca.transfers.pending", pending, description: "Pending transfers not yet posted, voided or expired.");
+        _meter.CreateObservableGauge("neraca.transfers.pending", pending, description: "Pending transfers not yet posted, voided or expired (counted by the expiry sweep, at most 15 s old; 0 on replicas without the worker role).");
 }

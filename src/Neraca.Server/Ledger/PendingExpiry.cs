@@ -9,9 +9,12 @@ namespace Neraca.Ledger;
 /// expired transfer is a no-op.</summary>
 public sealed partial class PendingExpiry(Database database, LedgerStore store, PostingPipeline pipeline, TimeProvider clock, ILogger<PendingExpiry> logger)
 {
+    // Counting every open pending is a scan of open_pendings: once per scrape interval is enough, not every sweep.
+    static readonly TimeSpan CountInterval = TimeSpan.FromSeconds(15);
     long _pendingCount;
+    DateTimeOffset _countedAt = DateTimeOffset.MinValue;
 
-    /// <summary>Pending transfers open at the last sweep (all ledgers of all tenants): the pending gauge.</summary>
+    /// <summary>Pending transfers open at the last count (all ledgers of all tenants, at most 15 s old): the pending gauge.</summary>
     public long PendingCount => Interlocked.Read(ref _pendingCount);
 
     public async Task<int> ExpireDueAsync(int max, CancellationToken ct)
@@ -26,7 +29,11 @@ public sealed partial class PendingExpiry(Database database, LedgerStore store, 
                 WHERE o.timeout_at_us IS NOT NULL AND o.timeout_at_us <= @nowUs
                 ORDER BY o.timeout_at_us LIMIT @max
                 """, new { nowUs, max }, cancellationToken: ct))).ToList();
-            Interlocked.Exchange(ref _pendingCount, await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT count(*) FROM open_pendings", cancellationToken: ct)));
+            if (clock.GetUtcNow() - _countedAt >= CountInterval)
+            {
+                Interlocked.Exchange(ref _pendingCount, await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT count(*) FROM open_pendings", cancellationToken: ct)));
+                _countedAt = clock.GetUtcNow();
+            }
         }
         var expired = 0;
         foreach (var group in due.GroupBy(d => (d.TenantId, d.LedgerId)))
