@@ -256,15 +256,49 @@ public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCac
         int limit, long afterEntryNo, bool primary, CancellationToken ct)
     {
         await using var connection = primary ? await database.OpenAsync(ct) : await database.OpenReadAsync(ct);
-        var rows = await connection.QueryAsync<AuditChain.EntryDbRow>(new CommandDefinition("""
-            SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries
-            WHERE tenant_id = @tenantId AND account_id = @accountId AND entry_no > @afterEntryNo
-              AND (@fromUs IS NULL OR posted_at_us >= @fromUs) AND (@toUs IS NULL OR posted_at_us < @toUs)
-            ORDER BY entry_no LIMIT @take
-            """, new { tenantId, accountId, afterEntryNo, fromUs, toUs, take = limit + 1 }, cancellationToken: ct));
+        var rows = await connection.QueryAsync<AuditChain.EntryDbRow>(new CommandDefinition(HistorySql(database.Kind),
+            new { tenantId, accountId, afterEntryNo, fromUs, toUs, take = limit + 1 }, cancellationToken: ct));
         return Trim(rows.Select(e => new EntryRow(e.account_id, e.entry_no, e.seq, e.transfer_id, (EntryDirection)e.direction, e.amount,
             e.balance_after, e.posted_at_us, e.effective_at_us)).ToList(), limit);
     }
+
+    const string EntryColumns = "account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us";
+
+    /// <summary>An account's entries after <c>@afterEntryNo</c>, optionally posted in [<c>@fromUs</c>, <c>@toUs</c>), by number.</summary>
+    internal static string HistorySql(StoreKind kind) => kind == StoreKind.Sqlite
+        ? SqliteEntries("{0} > @afterEntryNo AND (@fromUs IS NULL OR +{1} >= @fromUs) AND (@toUs IS NULL OR +{1} < @toUs)", "ORDER BY entry_no LIMIT @take")
+        : $"""
+            SELECT {EntryColumns} FROM entries
+            WHERE tenant_id = @tenantId AND account_id = @accountId AND entry_no > @afterEntryNo
+              AND (@fromUs IS NULL OR posted_at_us >= @fromUs) AND (@toUs IS NULL OR posted_at_us < @toUs)
+            ORDER BY entry_no LIMIT @take
+            """;
+
+    /// <summary>The running balance of an account's last entry posted by <c>@atUs</c>.</summary>
+    internal static string BalancePostedAtSql(StoreKind kind) => kind == StoreKind.Sqlite
+        ? $"SELECT balance_after FROM ({SqliteEntries("+{1} <= @atUs", "ORDER BY entry_no DESC LIMIT 1")})"
+        : "SELECT balance_after FROM entries WHERE tenant_id = @tenantId AND account_id = @accountId AND posted_at_us <= @atUs ORDER BY entry_no DESC LIMIT 1";
+
+    // The branches of the entries view (migration 0104): table, then the columns that play account, entry number and
+    // posting time, then the rest in EntryColumns order. PostgreSQL merges the branches' index order under the view's
+    // filter; SQLite sorts all of the account's entries for every page instead, but merges the same union written out
+    // with the filter in each branch ('+' keeps it off the posting-time indexes, which would need a sort).
+    static readonly (string Table, string Account, string EntryNo, string PostedAt, string Others)[] SqliteEntryBranches =
+    [
+        ("entries_v1", "account_id", "entry_no", "posted_at_us", "seq, transfer_id, direction, amount, balance_after, effective_at_us"),
+        ("transfers", "debit_account_id", "debit_entry_no", "created_at_us", "seq, id, 1, amount, debit_balance_after, effective_at_us"),
+        ("transfers", "credit_account_id", "credit_entry_no", "created_at_us", "seq, id, 2, amount, credit_balance_after, effective_at_us"),
+        ("transfer_resolutions", "debit_account_id", "debit_entry_no", "resolved_at_us", "seq, transfer_id, 1, amount, debit_balance_after, effective_at_us"),
+        ("transfer_resolutions", "credit_account_id", "credit_entry_no", "resolved_at_us", "seq, transfer_id, 2, amount, credit_balance_after, effective_at_us"),
+    ];
+
+    /// <summary>The entries of <c>@accountId</c> on SQLite matching <paramref name="filter"/> ({0} = entry number, {1} =
+    /// posting time of the branch), in <paramref name="order"/>. Column names are those of <see cref="EntryColumns"/>.</summary>
+    static string SqliteEntries(string filter, string order) =>
+        string.Join(" UNION ALL ", SqliteEntryBranches.Select(b =>
+            $"SELECT {b.Account} AS account_id, {b.EntryNo} AS entry_no, {b.PostedAt} AS posted_at_us, {b.Others} FROM {b.Table} " +
+            $"WHERE tenant_id = @tenantId AND {b.Account} = @accountId AND {b.EntryNo} IS NOT NULL AND " + string.Format(filter, b.EntryNo, b.PostedAt)))
+        + " " + order;
 
     /// <summary>The posted balance as it stood at a time: by posting time it is the running balance of the last entry
     /// posted by then; by business (effective) time it is the signed sum of entries effective by then.</summary>
@@ -273,10 +307,8 @@ public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCac
         await using var connection = await database.OpenReadAsync(ct);
         if (!effectiveBasis)
         {
-            return await connection.ExecuteScalarAsync<long?>(new CommandDefinition("""
-                SELECT balance_after FROM entries WHERE tenant_id = @tenantId AND account_id = @id AND posted_at_us <= @atUs
-                ORDER BY entry_no DESC LIMIT 1
-                """, new { tenantId, id = account.Id, atUs }, cancellationToken: ct)) ?? 0;
+            return await connection.ExecuteScalarAsync<long?>(new CommandDefinition(BalancePostedAtSql(database.Kind),
+                new { tenantId, accountId = account.Id, atUs }, cancellationToken: ct)) ?? 0;
         }
         var growing = account.NormalBalance == NormalBalance.Credit ? (int)EntryDirection.Credit : (int)EntryDirection.Debit;
         return await connection.ExecuteScalarAsync<long?>(new CommandDefinition("""

@@ -651,6 +651,25 @@ public abstract class LedgerContract(ServerFixture fixture)
     }
 }
 
-public sealed class SqliteLedgerContractTests(SqliteServerFixture fixture) : LedgerContract(fixture), IClassFixture<SqliteServerFixture>;
+public sealed class SqliteLedgerContractTests(SqliteServerFixture fixture) : LedgerContract(fixture), IClassFixture<SqliteServerFixture>
+{
+    // Through the entries view SQLite sorted all of an account's entries for every history page and balance-at query;
+    // written out per branch, each branch is read in its entry-number index order and the branches are merged.
+    [Fact]
+    public async Task History_and_balance_at_read_entries_in_index_order_without_sorting_them()
+    {
+        var database = Server.Services.GetRequiredService<Database>();
+        await using var c = await database.OpenAsync(CancellationToken.None);
+        var args = new { tenantId = "t", accountId = "a", afterEntryNo = 0L, fromUs = (long?)null, toUs = (long?)null, take = 51, atUs = 0L };
+        foreach (var sql in new[] { LedgerStore.HistorySql(StoreKind.Sqlite), LedgerStore.BalancePostedAtSql(StoreKind.Sqlite) })
+        {
+            var plan = (await c.QueryAsync("EXPLAIN QUERY PLAN " + sql, args)).Select(r => (string)r.detail).ToList();
+            Assert.DoesNotContain(plan, d => d.Contains("TEMP B-TREE", StringComparison.Ordinal));
+            var searches = plan.Where(d => d.StartsWith("SEARCH ", StringComparison.Ordinal)).ToList();
+            Assert.Equal(5, searches.Count);
+            Assert.All(searches, d => Assert.Matches(@"USING (COVERING )?INDEX (sqlite_autoindex_entries_v1_1|\w+_entry) ", d));
+        }
+    }
+}
 
 public sealed class PostgresLedgerContractTests(PostgresServerFixture fixture) : LedgerContract(fixture), IClassFixture<PostgresServerFixture>;
