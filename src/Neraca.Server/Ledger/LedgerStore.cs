@@ -279,8 +279,8 @@ public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCac
         ? $"SELECT balance_after FROM ({SqliteEntries("+{1} <= @atUs", "ORDER BY entry_no DESC LIMIT 1")})"
         : "SELECT balance_after FROM entries WHERE tenant_id = @tenantId AND account_id = @accountId AND posted_at_us <= @atUs ORDER BY entry_no DESC LIMIT 1";
 
-    // The branches of the entries view (migration 0104): table, then the columns that play account, entry number and
-    // posting time, then the rest in EntryColumns order. PostgreSQL merges the branches' index order under the view's
+    // The branches of the entries view (migration 0104): table, the columns that play account, entry number and
+    // posting time, then the other columns (named by the first branch). PostgreSQL merges the branches' index order under the view's
     // filter; SQLite sorts all of the account's entries for every page instead, but merges the same union written out
     // with the filter in each branch ('+' keeps it off the posting-time indexes, which would need a sort).
     static readonly (string Table, string Account, string EntryNo, string PostedAt, string Others)[] SqliteEntryBranches =
@@ -293,7 +293,7 @@ public sealed class LedgerStore(Database database, TimeProvider clock, NeracaCac
     ];
 
     /// <summary>The entries of <c>@accountId</c> on SQLite matching <paramref name="filter"/> ({0} = entry number, {1} =
-    /// posting time of the branch), in <paramref name="order"/>. Column names are those of <see cref="EntryColumns"/>.</summary>
+    /// posting time of the branch), in <paramref name="order"/>, with the columns of <see cref="EntryColumns"/>.</summary>
     static string SqliteEntries(string filter, string order) =>
         string.Join(" UNION ALL ", SqliteEntryBranches.Select(b =>
             $"SELECT {b.Account} AS account_id, {b.EntryNo} AS entry_no, {b.PostedAt} AS posted_at_us, {b.Others} FROM {b.Table} " +

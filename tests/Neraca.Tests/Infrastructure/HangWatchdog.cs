@@ -11,7 +11,7 @@ namespace Neraca.Tests.Infrastructure;
 
 /// <summary>
 /// Ends a stuck test run with the names of the tests that were running, instead of letting CI time out with no clue.
-/// The whole suite takes about a minute and no test takes more than one; when no test has finished for
+/// The whole suite takes about a minute and no test takes more than one; when no test starts or finishes for
 /// <c>NERACA_TEST_HANG_SECONDS</c> (default 600) the process fails fast with what is running (also written to the file
 /// <c>NERACA_TEST_HANG_REPORT</c> names).
 /// </summary>
