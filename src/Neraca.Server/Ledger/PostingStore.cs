@@ -107,6 +107,9 @@ public abstract class PostingStore
 
     protected readonly record struct EntryPair(EntryRow Debit, EntryRow Credit);
 
+    /// <summary>The entries the row of <paramref name="seq"/> carries, or null when it posts nothing.</summary>
+    protected static EntryPair? Carried(Dictionary<long, EntryPair> entries, long seq) => entries.TryGetValue(seq, out var pair) ? pair : null;
+
     protected const string TransferSelect =
         "SELECT t.id, t.ledger_id, t.seq, t.debit_account_id, t.credit_account_id, t.amount, t.pending, t.timeout_at_us, t.code, t.description, t.metadata, t.reverses, t.effective_at_us, t.created_at_us, r.kind, r.amount, r.resolved_at_us FROM transfers t LEFT JOIN transfer_resolutions r ON r.tenant_id = t.tenant_id AND r.transfer_id = t.id";
 }
@@ -166,7 +169,7 @@ public sealed class PostgresPostingStore : PostingStore
         var t = writes.Transfers;
         if (t.Count > 0)
         {
-            var posted = t.Select(x => entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null).ToArray();
+            var posted = t.Select(x => Carried(entries, x.Seq)).ToArray();
             batch.BatchCommands.Add(Command("""
                 INSERT INTO transfers (tenant_id, id, ledger_id, seq, link, debit_account_id, credit_account_id, amount, pending, timeout_at_us,
                                        code, description, metadata, reverses, effective_at_us, created_at_us,
@@ -195,7 +198,7 @@ public sealed class PostgresPostingStore : PostingStore
         {
             batch.BatchCommands.Add(Command("DELETE FROM open_pendings WHERE tenant_id = $1 AND transfer_id = ANY($2)",
                 tenant, r.Select(x => x.TransferId).ToArray()));
-            var posted = r.Select(x => entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null).ToArray();
+            var posted = r.Select(x => Carried(entries, x.Seq)).ToArray();
             batch.BatchCommands.Add(Command("""
                 INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us,
                                                   debit_account_id, credit_account_id, effective_at_us,
@@ -275,7 +278,7 @@ public sealed class SqlitePostingStore : PostingStore
         var entries = EntriesBySeq(writes, nowUs);
         foreach (var x in writes.Transfers)
         {
-            var posted = entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null;
+            var posted = Carried(entries, x.Seq);
             await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO transfers (tenant_id, id, ledger_id, seq, link, debit_account_id, credit_account_id, amount, pending, timeout_at_us,
                                        code, description, metadata, reverses, effective_at_us, created_at_us,
@@ -295,7 +298,7 @@ public sealed class SqlitePostingStore : PostingStore
                 "DELETE FROM open_pendings WHERE tenant_id = @t AND transfer_id = @TransferId", new { common.t, x.TransferId }, tx, cancellationToken: ct));
         foreach (var x in writes.Resolutions)
         {
-            var posted = entries.TryGetValue(x.Seq, out var pair) ? pair : (EntryPair?)null;
+            var posted = Carried(entries, x.Seq);
             await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO transfer_resolutions (tenant_id, transfer_id, ledger_id, seq, link, kind, amount, resolved_at_us,
                                                   debit_account_id, credit_account_id, effective_at_us,
