@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Authorization;
 using Neraca.Auth;
+using Neraca.Banking;
 using Neraca.Caching;
 using Neraca.Events;
 using Neraca.Idempotency;
@@ -11,8 +12,11 @@ using Neraca.Jobs;
 using Neraca.Ledger;
 using Neraca.Observability;
 using Neraca.RateLimiting;
+using Neraca.Settlement;
+using Neraca.SplitBill;
 using Neraca.Storage;
 using Neraca.Tenancy;
+using Neraca.Wellness;
 
 namespace Neraca.Hosting;
 
@@ -50,6 +54,10 @@ public static class NeracaApp
         builder.AddJobs();
         builder.AddEvents();
         builder.AddObservability();
+        builder.AddWellness();
+        builder.AddSplitBill();
+        builder.AddBanking();
+        builder.AddSettlement();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -69,12 +77,15 @@ public static class NeracaApp
         }));
         app.UseAuthorization();
         app.UseIdempotency();
-        app.UseLedger();
-        app.MapLedgerApi();
+        app.MapLedger();
         app.MapJobsApi();
         app.MapAuthApi();
         app.MapEventsApi();
         app.MapObservabilityApi();
+        app.MapWellness();
+        app.MapSplitBill();
+        app.MapBanking();
+        app.MapSettlement();
         return app;
     }
 
@@ -166,25 +177,8 @@ public static class NeracaApp
     static async Task<int> AuditAsync(WebApplication app, string[] args)
     {
         if (args.Length < 1 || args[0] != "verify") return Usage("Expected: audit verify [--tenant ID] [--ledger CODE]");
-        var database = app.Services.GetRequiredService<Database>();
-        var chain = app.Services.GetRequiredService<AuditChain>();
-        await using var connection = await database.OpenReadAsync(CancellationToken.None);
-        var ledgers = await Dapper.SqlMapper.QueryAsync<(string Tenant, string Id, string Code)>(connection, """
-            SELECT tenant_id, id, code FROM ledgers WHERE (@tenant IS NULL OR tenant_id = @tenant) AND (@ledger IS NULL OR code = @ledger OR id = @ledger)
-            ORDER BY tenant_id, code
-            """, new { tenant = app.Configuration["tenant"], ledger = app.Configuration["ledger"] });
-        var failed = 0;
-        var count = 0;
-        foreach (var (tenant, id, code) in ledgers)
-        {
-            count++;
-            var result = await chain.VerifyAsync(tenant, id, CancellationToken.None);
-            if (!result.Verified) failed++;
-            Console.WriteLine(result.Verified
-                ? $"ok      {tenant}/{code}: {result.Links} links, head {result.Head}"
-                : $"FAILED  {tenant}/{code}: first bad link {result.FirstBadLink} ({result.Problem})");
-        }
-        Console.WriteLine($"{count} ledger(s) checked, {failed} failed.");
+        var failed = await LedgerModule.VerifyAuditChainsAsync(app.Services, app.Configuration["tenant"], app.Configuration["ledger"], Console.Out,
+            CancellationToken.None);
         return failed == 0 ? 0 : 1;
     }
 

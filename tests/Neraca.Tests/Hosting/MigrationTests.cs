@@ -13,7 +13,7 @@ public sealed class MigrationTests
     // (a re-run migration duplicating money movements) that the advisory lock prevents.
     static IReadOnlyList<Migration> WithSeed(StoreKind kind) =>
     [
-        .. MigrationRunner.Embedded(kind),
+        .. TestMigrations.All(kind),
         new Migration(9001, "seed", "CREATE TABLE seed_rows (n integer NOT NULL); INSERT INTO seed_rows (n) VALUES (1);"),
         new Migration(9002, "seed_more", "INSERT INTO seed_rows (n) VALUES (2);"),
     ];
@@ -50,7 +50,7 @@ public sealed class MigrationTests
         await using var db = Database.Create(setting, "unused");
         await using var connection = await db.OpenAsync(CancellationToken.None);
         var versions = (await connection.QueryAsync<int>("SELECT version FROM schema_migrations")).ToList();
-        Assert.Equal(MigrationRunner.Embedded(kind).Select(m => m.Version), versions.Order());
+        Assert.Equal(TestMigrations.All(kind).Select(m => m.Version), versions.Order());
         Assert.Single(outputs, o => o.Contains("applied", StringComparison.Ordinal));
         Assert.Single(outputs, o => o.Contains("up to date", StringComparison.Ordinal));
         Assert.Equal(1L, await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM tenants WHERE id = 'default'"));

@@ -34,7 +34,7 @@ public sealed class JobRig : IAsyncDisposable
     {
         var setting = await TestStores.NewDatabaseAsync(kind);
         var admin = Database.Create(setting, "unused");
-        await new MigrationRunner(admin, MigrationRunner.Embedded(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
+        await new MigrationRunner(admin, TestMigrations.All(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
         return new JobRig(kind, setting, admin);
     }
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Neraca.Hosting;
 using Neraca.Jobs;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 

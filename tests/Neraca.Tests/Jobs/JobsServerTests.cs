@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Neraca.Jobs;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tenancy;
 using Neraca.Tests.Infrastructure;

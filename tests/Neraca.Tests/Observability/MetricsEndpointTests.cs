@@ -79,7 +79,7 @@ public sealed class MetricsEndpointTests
             await tamper.ExecuteNonQueryAsync();
         }
         await server.Services.GetRequiredService<Neraca.Jobs.JobStore>().EnqueueAsync(
-            new Neraca.Jobs.JobRequest(tenant.Id, Neraca.Jobs.VerifyLedgersJob.TypeName), CancellationToken.None);
+            new Neraca.Jobs.JobRequest(tenant.Id, Neraca.Ledger.VerifyLedgersJob.TypeName), CancellationToken.None);
         await ScrapeUntilAsync(server, "neraca_job_failures_total", "neraca_audit_verification_failures_total");
         AssertEveryContractInstrumentIsPublished();
 

@@ -1,0 +1,87 @@
+namespace Neraca.Ledger;
+
+/// <summary>The in-process ledger API: the one way a product moves money. Every method returns what the HTTP API
+/// returns (same shapes, same error codes); the HTTP endpoints are a thin mapping onto it.</summary>
+/// <remarks>
+/// <para>Ids are the idempotency anchor. In-process callers must pass the ids of accounts and transfers, derived from
+/// their own keys (<c>ewa:wd_123:advance</c>), so a retried step finds the first result instead of moving money twice:
+/// the same id with the same fields returns <see cref="LedgerOutcome.Replayed"/>, with different fields a
+/// <c>transfer_exists_with_different_fields</c> conflict naming the field.</para>
+/// <para>Input is validated before it reaches the posting pipeline, so a bad operation fails alone and never the group
+/// commit it would have joined. A result is returned only after its transaction committed durably. A full pipeline
+/// throws <c>OverloadedException</c>: retry later with the same ids.</para>
+/// </remarks>
+public interface ILedger
+{
+    Task<LedgerResult<LedgerResponse>> CreateLedgerAsync(string tenantId, CreateLedgerRequest request, CancellationToken ct);
+    Task<LedgerResult<LedgerResponse>> GetLedgerAsync(string tenantId, string idOrCode, CancellationToken ct);
+    Task<LedgerResult<Page<LedgerResponse>>> ListLedgersAsync(string tenantId, PageRequest page, CancellationToken ct);
+    /// <summary>Recomputes the ledger's audit hash chain and names the first bad link.</summary>
+    Task<LedgerResult<AuditResponse>> VerifyAuditAsync(string tenantId, string idOrCode, CancellationToken ct);
+
+    Task<LedgerResult<AccountResponse>> CreateAccountAsync(string tenantId, CreateAccountRequest request, CancellationToken ct);
+    Task<LedgerResult<AccountResponse>> GetAccountAsync(string tenantId, string accountId, CancellationToken ct);
+    Task<LedgerResult<Page<AccountResponse>>> ListAccountsAsync(string tenantId, AccountQuery query, CancellationToken ct);
+    /// <summary>The balance at a moment, by posting time (<c>posted</c>, default) or business time (<c>effective</c>).</summary>
+    Task<LedgerResult<PointBalanceResponse>> GetBalanceAtAsync(string tenantId, string accountId, DateTimeOffset? at, string? basis, CancellationToken ct);
+    /// <summary>An account's entries with the running balance after each, oldest first.</summary>
+    Task<LedgerResult<Page<EntryResponse>>> ListEntriesAsync(string tenantId, string accountId, EntryQuery query, CancellationToken ct);
+
+    Task<LedgerResult<TransferResponse>> CreateTransferAsync(string tenantId, CreateTransferRequest request, CancellationToken ct);
+    /// <summary>Up to 8,000 transfers; <c>linked</c> chains succeed or fail as a whole, <c>atomic</c> links them all.</summary>
+    Task<LedgerResult<BatchResponse>> CreateBatchAsync(string tenantId, BatchRequest request, CancellationToken ct);
+    /// <summary>Posts a pending transfer, all of it or <paramref name="amount"/> (the rest is released).</summary>
+    Task<LedgerResult<TransferResponse>> PostPendingAsync(string tenantId, string transferId, long? amount, CancellationToken ct);
+    Task<LedgerResult<TransferResponse>> VoidPendingAsync(string tenantId, string transferId, CancellationToken ct);
+    /// <summary>A new opposite transfer linked to the original (all of it or part).</summary>
+    Task<LedgerResult<TransferResponse>> ReverseAsync(string tenantId, string transferId, ReverseRequest request, CancellationToken ct);
+    Task<LedgerResult<TransferResponse>> GetTransferAsync(string tenantId, string transferId, CancellationToken ct);
+    Task<LedgerResult<Page<TransferResponse>>> ListTransfersAsync(string tenantId, TransferQuery query, CancellationToken ct);
+}
+
+/// <summary>How a call ended. Values are part of the contract: never renumber.</summary>
+public enum LedgerOutcome
+{
+    /// <summary>Read, or changed without creating (a pending transfer posted or voided).</summary>
+    Ok = 0,
+    Created = 1,
+    /// <summary>The same id with the same fields was seen before: the original result, nothing changed.</summary>
+    Replayed = 2,
+    Failed = 3,
+}
+
+/// <summary>The class of a failure, which the HTTP API maps to a status (400, 404, 409, 422).</summary>
+public enum LedgerErrorKind
+{
+    Invalid = 1,
+    NotFound = 2,
+    Conflict = 3,
+    Unprocessable = 4,
+}
+
+/// <summary>Why a call failed: a stable <see cref="Code"/> (<see cref="LedgerCodes"/>), a human detail, the field at
+/// fault, and for <c>validation_failed</c> every field's messages keyed by JSON path.</summary>
+public sealed record LedgerError(LedgerErrorKind Kind, string Code, string? Detail, string? Field = null,
+    IReadOnlyDictionary<string, string[]>? Errors = null);
+
+/// <summary>A value or an error, never both.</summary>
+public sealed record LedgerResult<T>(LedgerOutcome Outcome, T? Value, LedgerError? Error)
+{
+    public bool Succeeded => Outcome != LedgerOutcome.Failed;
+
+    public static LedgerResult<T> Ok(T value) => new(LedgerOutcome.Ok, value, null);
+    public static LedgerResult<T> Created(T value) => new(LedgerOutcome.Created, value, null);
+    public static LedgerResult<T> Replayed(T value) => new(LedgerOutcome.Replayed, value, null);
+    public static LedgerResult<T> Fail(LedgerError error) => new(LedgerOutcome.Failed, default, error);
+    public static LedgerResult<T> Fail(LedgerErrorKind kind, string code, string? detail, string? field = null) => Fail(new LedgerError(kind, code, detail, field));
+}
+
+/// <summary>A page of a list: <c>limit</c> from 1 to 1,000 (default 100), <c>after</c> = a previous page's <c>next_cursor</c>.</summary>
+public sealed record PageRequest(int? Limit = null, string? After = null);
+
+public sealed record AccountQuery(string? Ledger = null, IReadOnlyList<KeyValuePair<string, string>>? Metadata = null, int? Limit = null, string? After = null);
+
+public sealed record EntryQuery(DateTimeOffset? From = null, DateTimeOffset? To = null, int? Limit = null, string? After = null);
+
+public sealed record TransferQuery(string? Ledger = null, string? Account = null, DateTimeOffset? From = null, DateTimeOffset? To = null,
+    int? Limit = null, string? After = null);

@@ -1,0 +1,180 @@
+using System.Buffers.Binary;
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Neraca.Storage;
+
+namespace Neraca.Ledger;
+
+internal sealed record AuditResult(bool Verified, long Links, string Head, long? FirstBadLink, string? Problem = null);
+
+/// <summary>The per-ledger SHA-256 hash chain. Link n = SHA-256(hash of link n-1 ‖ canonical bytes of everything the
+/// transaction of link n wrote to the journal). The canonical form is frozen: a golden test pins it.</summary>
+internal sealed class AuditChain(Database database)
+{
+    public static readonly byte[] Genesis = new byte[32];
+
+    /// <summary>Canonical bytes of one batch: its transfers, resolutions and entries in posting (seq) order; within
+    /// one seq the transfer or resolution first, then its debit entry, then its credit entry. Every field is
+    /// length-prefixed so no two different journals share bytes.</summary>
+    public static byte[] Canonical(IEnumerable<TransferRecord> transfers, IEnumerable<ResolutionRow> resolutions, IEnumerable<EntryRow> entries)
+    {
+        var items = new List<(long Seq, int Order, Action<CanonicalWriter> Write)>();
+        foreach (var t in transfers) items.Add((t.Seq, 0, w => w.Transfer(t)));
+        foreach (var r in resolutions) items.Add((r.Seq, 0, w => w.Resolution(r)));
+        foreach (var e in entries) items.Add((e.Seq, (int)e.Direction, w => w.Entry(e)));
+        items.Sort((a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Order.CompareTo(b.Order));
+        var writer = new CanonicalWriter();
+        foreach (var item in items) item.Write(writer);
+        return writer.ToArray();
+    }
+
+    public static byte[] Link(byte[] previous, byte[] canonical)
+    {
+        var buffer = new byte[previous.Length + canonical.Length];
+        previous.CopyTo(buffer, 0);
+        canonical.CopyTo(buffer, previous.Length);
+        return SHA256.HashData(buffer);
+    }
+
+    /// <summary>Recomputes the whole chain of a ledger from the stored journal and names the first link that does not match.</summary>
+    public async Task<AuditResult> VerifyAsync(string tenantId, string ledgerId, CancellationToken ct)
+    {
+        await using var connection = await database.OpenReadAsync(ct);
+        var links = (await connection.QueryAsync<LinkRow>(new CommandDefinition(
+            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId ORDER BY link",
+            new { tenantId, ledgerId }, cancellationToken: ct))).ToList();
+        var head = await connection.QuerySingleOrDefaultAsync<HeadRow>(new CommandDefinition(
+            "SELECT last_link, head FROM ledger_heads WHERE tenant_id = @tenantId AND ledger_id = @ledgerId", new { tenantId, ledgerId }, cancellationToken: ct));
+
+        var previous = Genesis;
+        long expected = 1;
+        foreach (var link in links)
+        {
+            if (link.link != expected || !link.prev_hash.AsSpan().SequenceEqual(previous))
+                return Bad(links.Count, head, link.link, "links are missing or out of order");
+            var canonical = await LinkBytesAsync(connection, tenantId, ledgerId, link, ct);
+            var hash = Link(previous, canonical);
+            if (!hash.AsSpan().SequenceEqual(link.hash))
+                return Bad(links.Count, head, link.link, "the journal rows of this link do not hash to the stored value");
+            previous = hash;
+            expected++;
+        }
+        // Rows attached to no link, or a head that does not match the last link, are tampering too.
+        var stray = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT count(*) FROM transfers WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq > @lastSeq",
+            new { tenantId, ledgerId, lastSeq = links.Count == 0 ? 0 : links[^1].last_seq }, cancellationToken: ct));
+        if (stray > 0 || head is null || head.last_link != expected - 1 || !head.head.AsSpan().SequenceEqual(previous))
+            return Bad(links.Count, head, expected, "the chain head does not match the journal");
+        return new AuditResult(true, links.Count, Convert.ToHexStringLower(previous), null);
+    }
+
+    static AuditResult Bad(int links, HeadRow? head, long at, string problem) =>
+        new(false, links, head is null ? "" : Convert.ToHexStringLower(head.head), at, problem);
+
+    // Everything a link covers is found by its seq range: transfers, resolutions and, through the entries view, the entries
+    // they carry (and those of entries_v1), each by a (tenant, ledger, seq) index.
+    static async Task<byte[]> LinkBytesAsync(DbConnection connection, string tenantId, string ledgerId, LinkRow row, CancellationToken ct)
+    {
+        var args = new { tenantId, ledgerId, first = row.first_seq, last = row.last_seq };
+        var transfers = await connection.QueryAsync<LedgerStore.TransferRow>(new CommandDefinition(
+            $"SELECT {LedgerStore.TransferColumns}, NULL AS kind, 0 AS resolved_amount, NULL AS resolved_at_us FROM transfers t WHERE t.tenant_id = @tenantId AND t.ledger_id = @ledgerId AND t.seq BETWEEN @first AND @last",
+            args, cancellationToken: ct));
+        var resolutions = await connection.QueryAsync<ResolutionDbRow>(new CommandDefinition(
+            "SELECT transfer_id, seq, kind, amount, resolved_at_us FROM transfer_resolutions WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq BETWEEN @first AND @last",
+            args, cancellationToken: ct));
+        var entries = await connection.QueryAsync<EntryDbRow>(new CommandDefinition(
+            "SELECT account_id, entry_no, seq, transfer_id, direction, amount, balance_after, posted_at_us, effective_at_us FROM entries WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq BETWEEN @first AND @last",
+            args, cancellationToken: ct));
+        return Canonical(
+            transfers.Select(t => t.ToRecord()),
+            resolutions.Select(r => new ResolutionRow(r.transfer_id, r.seq, (ResolutionKind)r.kind, r.amount, r.resolved_at_us)),
+            entries.Select(e => new EntryRow(e.account_id, e.entry_no, e.seq, e.transfer_id, (EntryDirection)e.direction, e.amount, e.balance_after, e.posted_at_us, e.effective_at_us)));
+    }
+
+    sealed class LinkRow
+    {
+        public long link { get; set; }
+        public long first_seq { get; set; }
+        public long last_seq { get; set; }
+        public byte[] prev_hash { get; set; } = [];
+        public byte[] hash { get; set; } = [];
+    }
+
+    sealed class HeadRow
+    {
+        public long last_link { get; set; }
+        public byte[] head { get; set; } = [];
+    }
+
+    sealed class ResolutionDbRow
+    {
+        public string transfer_id { get; set; } = "";
+        public long seq { get; set; }
+        public int kind { get; set; }
+        public long amount { get; set; }
+        public long resolved_at_us { get; set; }
+    }
+
+    internal sealed class EntryDbRow
+    {
+        public string account_id { get; set; } = "";
+        public long entry_no { get; set; }
+        public long seq { get; set; }
+        public string transfer_id { get; set; } = "";
+        public int direction { get; set; }
+        public long amount { get; set; }
+        public long balance_after { get; set; }
+        public long posted_at_us { get; set; }
+        public long effective_at_us { get; set; }
+    }
+
+    sealed class CanonicalWriter
+    {
+        readonly MemoryStream _stream = new();
+
+        public void Transfer(TransferRecord t)
+        {
+            Tag('T');
+            Long(t.Seq); Text(t.Id); Text(t.DebitAccountId); Text(t.CreditAccountId); Long(t.Amount); Long(t.Pending ? 1 : 0);
+            Long(t.TimeoutAtUs ?? -1); Long(t.Code); Text(t.Description); Text(t.Metadata); Text(t.Reverses); Long(t.EffectiveAtUs); Long(t.CreatedAtUs);
+        }
+
+        public void Resolution(ResolutionRow r)
+        {
+            Tag('R');
+            Long(r.Seq); Text(r.TransferId); Long((long)r.Kind); Long(r.Amount); Long(r.ResolvedAtUs);
+        }
+
+        public void Entry(EntryRow e)
+        {
+            Tag('E');
+            Long(e.Seq); Text(e.AccountId); Long(e.EntryNo); Text(e.TransferId); Long((long)e.Direction); Long(e.Amount); Long(e.BalanceAfter);
+            Long(e.PostedAtUs); Long(e.EffectiveAtUs);
+        }
+
+        void Tag(char c) => _stream.WriteByte((byte)c);
+
+        void Long(long v)
+        {
+            Span<byte> b = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64BigEndian(b, v);
+            _stream.Write(b);
+        }
+
+        void Text(string? s)
+        {
+            if (s is null)
+            {
+                Long(-1);
+                return;
+            }
+            var bytes = Encoding.UTF8.GetBytes(s);
+            Long(bytes.Length);
+            _stream.Write(bytes);
+        }
+
+        public byte[] ToArray() => _stream.ToArray();
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Neraca.Hosting;
+
+/// <summary>Turns exceptions into problem+json: bad bodies into 400/413 with a precise code, everything else into a
+/// logged 500 that reveals nothing internal.</summary>
+public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
+    {
+        if (context.RequestAborted.IsCancellationRequested && exception is OperationCanceledException) return true;
+
+        var (status, code, title, detail, errors) = Classify(exception);
+        if (status == 500) // 503 overloaded is back-pressure, not a bug: no error log, no alert
+        {
+            var traceId = System.Diagnostics.Activity.Current?.TraceId.ToString() ?? "";
+            LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "", traceId, context.TraceIdentifier);
+        }
+
+        context.Response.StatusCode = status;
+        if (status == 503) context.Response.Headers.RetryAfter = "1";
+        ProblemDetails problem = errors is null
+            ? new ProblemDetails()
+            : new HttpValidationProblemDetails(errors);
+        problem.Status = status;
+        problem.Title = title;
+        problem.Detail = detail;
+        problem.Type = Problems.TypeFor(code);
+        problem.Extensions["code"] = code;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
+    }
+
+    static (int Status, string Code, string Title, string? Detail, Dictionary<string, string[]>? Errors) Classify(Exception exception)
+    {
+        var json = exception as JsonException ?? exception.InnerException as JsonException;
+        if (json is not null) return ClassifyJson(json);
+        if (exception is BadHttpRequestException bad)
+        {
+            return bad.StatusCode switch
+            {
+                413 => (413, "payload_too_large", "Request body too large", bad.Message, null),
+                415 => (415, "unsupported_media_type", "Unsupported media type", "Send the body as application/json.", null),
+                _ => (bad.StatusCode, Problems.CodeForStatus(bad.StatusCode), "Bad request", bad.Message, null),
+            };
+        }
+        if (exception is OverloadedException overloaded)
+            return (503, "overloaded", "Overloaded", overloaded.Message + " Retry after a short pause.", null);
+        return (500, "internal_error", "Internal error", "The server failed to handle the request; it has been logged.", null);
+    }
+
+    static (int, string, string, string?, Dictionary<string, string[]>?) ClassifyJson(JsonException json)
+    {
+        // System.Text.Json wraps syntax errors in its internal JsonReaderException; a value of the wrong type or
+        // an unknown field comes without it and carries the JSON path of the field.
+        var syntax = json.InnerException?.GetType().Name == "JsonReaderException" || json.Path is null;
+        if (syntax)
+            return (400, "malformed_json", "Malformed JSON", "The body is not valid JSON" + (json.LineNumber is { } line ? $" (line {line + 1}, byte {json.BytePositionInLine})." : "."), null);
+        var field = json.Path!.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
+        if (field.Length == 0) field = "body";
+        return (400, "validation_failed", "Validation failed", "One or more fields are invalid.",
+            new Dictionary<string, string[]> { [field] = [Clean(json.Message)] });
+    }
+
+    // The serializer's messages name .NET types; say what is wrong in JSON terms instead.
+    static string Clean(string message) =>
+        message.Contains("could not be mapped", StringComparison.Ordinal) ? "Unknown field."
+        : message.Contains("could not be converted", StringComparison.Ordinal) ? "Wrong type or out of range (amounts are integers from 1 to 9223372036854775807)."
+        : message.Contains("required properties", StringComparison.Ordinal) ? "A required field is missing."
+        : "Invalid value.";
+
+    [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path} (trace {TraceId}, request {RequestId})")]
+    static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path, string traceId, string requestId);
+}

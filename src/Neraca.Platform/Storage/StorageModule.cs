@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Options;
+using Neraca.Hosting;
+using Neraca.Tenancy;
+
+namespace Neraca.Storage;
+
+public static class StorageModule
+{
+    public static WebApplicationBuilder AddStorage(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<NeracaOptions>>().Value;
+            return Database.Create(o.Database, o.SqlitePath, o.ReadDatabase, o.DatabasePoolSizeMax);
+        });
+        builder.Services.AddMigrations(typeof(StorageModule).Assembly);
+        builder.Services.AddSingleton(sp => new MigrationRunner(sp.GetRequiredService<Database>(),
+            MigrationRunner.Embedded(sp.GetRequiredService<Database>().Kind, sp.GetServices<MigrationAssembly>().Select(m => m.Assembly)),
+            sp.GetRequiredService<ILogger<MigrationRunner>>()));
+        builder.Services.AddSingleton<StorageStartup>();
+        return builder;
+    }
+
+    /// <summary>Registers the migrations a capability's assembly embeds (both stores). Each capability calls this in its
+    /// own <c>AddXxx</c>; the runner applies them all, in version order, under one lock.</summary>
+    public static IServiceCollection AddMigrations(this IServiceCollection services, System.Reflection.Assembly assembly)
+    {
+        services.AddSingleton(new MigrationAssembly(assembly));
+        return services;
+    }
+}
+
+/// <summary>An assembly whose embedded <c>Migrations/{postgres,sqlite}/*.sql</c> belong to the schema.</summary>
+public sealed record MigrationAssembly(System.Reflection.Assembly Assembly);
+
+/// <summary>What runs before the server takes traffic: migrations, then the first tenant, both under the migration lock
+/// so replicas starting together do each exactly once.</summary>
+public sealed partial class StorageStartup(MigrationRunner runner, TenantStore tenants, IOptions<NeracaOptions> options, ILogger<StorageStartup> logger)
+{
+    public Task<IReadOnlyList<int>> MigrateAsync(CancellationToken ct) => runner.ApplyAsync(ct, BootstrapAsync);
+
+    public async Task PrepareAsync(CancellationToken ct)
+    {
+        if (options.Value.MigrateOnStart)
+        {
+            await MigrateAsync(ct);
+            return;
+        }
+        // Migrations are a separate deployment step: refuse to serve an outdated schema.
+        var pending = await runner.PendingAsync(ct);
+        if (pending.Count > 0)
+            throw new MigrationException($"{pending.Count} migration(s) pending ({string.Join(", ", pending)}); run 'neraca migrate' first.");
+    }
+
+    async Task BootstrapAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? tx)
+    {
+        var created = await tenants.CreateTenantAsync(connection, tx, TenantStore.DefaultTenantId, "Default tenant", CancellationToken.None);
+        var configured = options.Value.BootstrapApiKey;
+        if (!string.IsNullOrEmpty(configured))
+        {
+            if (!ApiKey.IsWellFormed(configured))
+                throw new OptionsValidationException(nameof(NeracaOptions.BootstrapApiKey), typeof(NeracaOptions),
+                    ["BootstrapApiKey must look like nrc_ followed by letters and digits (13-200 characters)."]);
+            await tenants.AddKeyAsync(connection, tx, TenantStore.DefaultTenantId, "bootstrap", configured, [Scopes.Admin], null, CancellationToken.None);
+            return;
+        }
+        if (!created) return;
+        var key = ApiKey.Generate();
+        await tenants.AddKeyAsync(connection, tx, TenantStore.DefaultTenantId, "bootstrap", key, [Scopes.Admin], null, CancellationToken.None);
+        LogBootstrapKeyCreated(logger);
+        Console.WriteLine($"""
+
+            Created tenant 'default' with an admin API key. It is shown only this once; store it now:
+              {key}
+            (Set NERACA_BOOTSTRAP_API_KEY to choose it yourself.)
+
+            """);
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Created tenant 'default' with a generated admin API key (printed once on standard output)")]
+    static partial void LogBootstrapKeyCreated(ILogger logger);
+}
