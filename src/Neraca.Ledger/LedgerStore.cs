@@ -134,7 +134,7 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
     /// <summary>The account with its current balance: from the cache, else the primary. Never older than a transfer
     /// acknowledged before the call (the posting pipeline retires the entry before acknowledging). Do not mutate it.</summary>
     public async Task<AccountState?> GetAccountAsync(string tenantId, string accountId, CancellationToken ct) =>
-        await cache.GetOrLoadAsync("account", CacheScopes.Account(tenantId, accountId), "acct:" + tenantId + ":" + accountId,
+        await cache.GetOrLoadAsync("account", CacheScopes.Account(tenantId, accountId), CacheScopes.Account(tenantId, accountId),
             token => LoadAccountAsync(tenantId, accountId, token), ct);
 
     async Task<AccountState?> LoadAccountAsync(string tenantId, string accountId, CancellationToken ct)
@@ -245,7 +245,7 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
             return await LoadEntriesAsync(tenantId, accountId, fromUs, toUs, limit, afterEntryNo, primary: false, ct);
         // The first page is what apps poll: cached, retired with the balance. It is loaded from the primary so that the
         // cache never keeps a lagging replica's page under a version that already covers a newer write.
-        var page = await cache.GetOrLoadAsync("history", CacheScopes.Account(tenantId, accountId), $"hist:{tenantId}:{accountId}:{limit}",
+        var page = await cache.GetOrLoadAsync("history", CacheScopes.Account(tenantId, accountId), CacheScopes.History(tenantId, accountId, limit),
             async token => new EntriesPage(await LoadEntriesAsync(tenantId, accountId, null, null, limit, 0, primary: true, token)), ct);
         return page!.Page;
     }

@@ -114,7 +114,7 @@ public sealed class TokenService(Database database, SigningKeys keys, NeracaCach
     /// <summary>Whether access tokens of this session are still honoured (cached, retired on revocation everywhere).</summary>
     public async ValueTask<bool> IsSessionActiveAsync(string tenantId, string family, CancellationToken ct)
     {
-        var state = await cache.GetOrLoadAsync("session", SessionScope(tenantId, family), "ses:" + tenantId + ":" + family, async token =>
+        var state = await cache.GetOrLoadAsync("session", SessionScope(tenantId, family), SessionScope(tenantId, family), async token =>
         {
             await using var connection = await database.OpenAsync(token);
             var revoked = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
@@ -125,7 +125,7 @@ public sealed class TokenService(Database database, SigningKeys keys, NeracaCach
         return state == "active";
     }
 
-    static string SessionScope(string tenantId, string family) => "ses:" + tenantId + ":" + family;
+    static string SessionScope(string tenantId, string family) => CacheScopes.Session(tenantId, family);
 
     async Task<string> StoreRefreshAsync(string tenantId, string family, string subject, IEnumerable<string> scopes, CancellationToken ct)
     {

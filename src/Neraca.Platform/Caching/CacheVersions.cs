@@ -55,7 +55,7 @@ public sealed partial class CacheVersions : IDisposable
         redis.Restored += OnRedisRestored;
     }
 
-    /// <summary>The current token of <paramref name="scope"/> (e.g. <c>acct:TENANT:ID</c>), or null when the shared
+    /// <summary>The current token of <paramref name="scope"/> (a <see cref="CacheScopes"/> name), or null when the shared
     /// tokens cannot be read right now (Redis down): then the caller must bypass the cache.</summary>
     public async ValueTask<string?> ReadAsync(string scope)
     {

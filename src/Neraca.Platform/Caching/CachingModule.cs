@@ -1,8 +1,11 @@
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Options;
+using System.Text.Json;
 using StackExchange.Redis;
 using ZiggyCreatures.Caching.Fusion;
+using ZiggyCreatures.Caching.Fusion.Backplane.StackExchangeRedis;
+using ZiggyCreatures.Caching.Fusion.Serialization.SystemTextJson;
 
 namespace Neraca.Caching;
 
@@ -31,6 +34,8 @@ public static class CachingModule
         {
             CacheName = "neraca",
             CacheKeyPrefix = "c:",
+            // Channels carry Redis:KeyPrefix like every key, so deployments sharing a Redis do not hear each other.
+            BackplaneChannelPrefix = redis.KeyPrefix + "neraca",
             DistributedCacheCircuitBreakerDuration = breaker,
             BackplaneCircuitBreakerDuration = breaker,
             // Redis errors are expected during an outage; the connection logs the outage once.
@@ -51,8 +56,14 @@ public static class CachingModule
                 InstanceName = redis.KeyPrefix,
                 ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(redis.Multiplexer!),
             }));
-            cache.SetupDistributedCache(l2, new JsonCacheSerializer());
-            cache.SetupBackplane(new RedisBackplane(redis, sp.GetRequiredService<ILogger<RedisBackplane>>()));
+            // Fields too: cached pages are value tuples. Default options otherwise: entries are internal records, not the
+            // HTTP contract.
+            cache.SetupDistributedCache(l2, new FusionCacheSystemTextJsonSerializer(new JsonSerializerOptions(JsonSerializerDefaults.General) { IncludeFields = true }));
+            // Its own connection: the backplane disposes the multiplexer it gets when FusionCache unsubscribes it.
+            cache.SetupBackplane(new RedisBackplane(Options.Create(new RedisBackplaneOptions
+            {
+                ConnectionMultiplexerFactory = () => Task.FromResult(redis.ConnectOwned()),
+            }), sp.GetRequiredService<ILogger<RedisBackplane>>()));
         }
         return cache;
     }

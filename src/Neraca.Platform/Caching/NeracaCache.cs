@@ -21,11 +21,6 @@ public sealed class CacheOptions
     [Range(1, 86_400)]
     public int VersionedDurationSeconds { get; set; } = 60;
 
-    /// <summary>Life of stable entries (ledger definitions), in seconds. Default 600. Writes evict them on every replica
-    /// through the backplane.</summary>
-    [Range(1, 86_400)]
-    public int StableDurationSeconds { get; set; } = 600;
-
     /// <summary>After a Redis error, how long the cache skips L2 and the backplane before trying again, in milliseconds.
     /// Default 2000.</summary>
     [Range(0, 600_000)]
@@ -33,14 +28,13 @@ public sealed class CacheOptions
 }
 
 /// <summary>The cache capabilities use: FusionCache (L1 in process, L2 in Redis, Redis backplane) plus version tokens
-/// for read-your-writes. Records <c>neraca.cache.requests</c> (tags <c>result</c> = hit|miss, <c>entry</c>).</summary>
+/// for read-your-writes. Every key and scope comes from <see cref="CacheScopes"/>. Records <c>neraca.cache.requests</c> (tags <c>result</c> = hit|miss, <c>entry</c>).</summary>
 public sealed class NeracaCache
 {
     readonly IFusionCache _cache;
     readonly CacheVersions _versions;
     readonly bool _enabled;
     readonly FusionCacheEntryOptions _versioned;
-    readonly FusionCacheEntryOptions _stable;
     readonly Counter<long> _requests;
 
     public NeracaCache(IFusionCache cache, CacheVersions versions, IOptions<CacheOptions> options, IOptions<RedisOptions> redis, IMeterFactory meters)
@@ -60,22 +54,13 @@ public sealed class NeracaCache
             DistributedCacheSoftTimeout = redisTimeout,
             DistributedCacheHardTimeout = redisTimeout,
         };
-        _stable = new FusionCacheEntryOptions(TimeSpan.FromSeconds(o.StableDurationSeconds))
-        {
-            Size = 1,
-            IsFailSafeEnabled = false,
-            AllowBackgroundDistributedCacheOperations = false,
-            AllowBackgroundBackplaneOperations = false,
-            DistributedCacheSoftTimeout = redisTimeout,
-            DistributedCacheHardTimeout = redisTimeout,
-        };
         _requests = meters.Create("Neraca").CreateCounter<long>("neraca.cache.requests", "{request}",
             "Cache lookups by result (hit or miss); the hit ratio is hit / (hit + miss).");
     }
 
     /// <summary>A value that a write may change and whose readers must see that write at once (balances, history pages,
-    /// API keys). <paramref name="scope"/> names what a write retires (e.g. <c>acct:TENANT:ID</c>); <paramref name="key"/>
-    /// names this entry within it (e.g. <c>acct:TENANT:ID:page1:50</c>). A null result ("not found") is trusted from
+    /// API keys). <paramref name="scope"/> names what a write retires (e.g. <see cref="CacheScopes.Account"/>); <paramref name="key"/>
+    /// names this entry within it (e.g. <see cref="CacheScopes.History"/>). A null result ("not found") is trusted from
     /// the cache only with <paramref name="trustNull"/>: things that can be created later (accounts) must not stay
     /// missing; things that never come into existence under the same key (a random API key) may.</summary>
     public async ValueTask<T?> GetOrLoadAsync<T>(string entry, string scope, string key, Func<CancellationToken, Task<T?>> load, CancellationToken ct,
@@ -108,23 +93,6 @@ public sealed class NeracaCache
     /// <summary>Retires the entries of <paramref name="scopes"/> on every replica. Await it after the commit and before
     /// acknowledging the write.</summary>
     public ValueTask InvalidateAsync(IEnumerable<string> scopes) => _enabled ? _versions.BumpAsync(scopes) : ValueTask.CompletedTask;
-
-    /// <summary>A value that rarely changes (ledger definitions): L1 + L2, evicted everywhere by <see cref="RemoveStableAsync"/>.</summary>
-    public async ValueTask<T?> GetOrLoadStableAsync<T>(string entry, string key, Func<CancellationToken, Task<T?>> load, CancellationToken ct)
-    {
-        if (!_enabled) return await load(ct);
-        var loaded = false;
-        var value = await _cache.GetOrSetAsync<T?>(key, async (_, token) =>
-        {
-            loaded = true;
-            return await load(token);
-        }, _stable, ct);
-        Record(entry, hit: !loaded);
-        return value;
-    }
-
-    /// <summary>Evicts a stable entry here, in L2 and (through the backplane) on every other replica.</summary>
-    public ValueTask RemoveStableAsync(string key, CancellationToken ct) => _enabled ? _cache.RemoveAsync(key, _stable, ct) : ValueTask.CompletedTask;
 
     void Record(string entry, bool hit) =>
         _requests.Add(1, new KeyValuePair<string, object?>("result", hit ? "hit" : "miss"), new KeyValuePair<string, object?>("entry", entry));

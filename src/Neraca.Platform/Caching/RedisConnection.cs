@@ -32,6 +32,7 @@ public sealed class RedisOptions
 public sealed partial class RedisConnection : IDisposable
 {
     readonly ConnectionMultiplexer? _multiplexer;
+    readonly ConfigurationOptions? _configuration;
     readonly ILogger<RedisConnection> _logger;
 
     public RedisConnection(IOptions<RedisOptions> options, ILogger<RedisConnection> logger)
@@ -49,6 +50,7 @@ public sealed partial class RedisConnection : IDisposable
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ReconnectRetryPolicy = new ExponentialRetry(250, 5000);
         configuration.ClientName = "neraca-" + Environment.MachineName;
+        _configuration = configuration;
         _multiplexer = ConnectionMultiplexer.Connect(configuration);
         _multiplexer.ConnectionFailed += (_, e) => { if (e.ConnectionType == ConnectionType.Interactive) LogDown(_logger, e.FailureType.ToString()); };
         _multiplexer.ConnectionRestored += (_, e) =>
@@ -67,8 +69,13 @@ public sealed partial class RedisConnection : IDisposable
 
     public string KeyPrefix { get; }
 
-    /// <summary>The multiplexer (null without Redis). Shared by the L2 cache, the backplane and the rate limits.</summary>
+    /// <summary>The multiplexer (null without Redis). Shared by the L2 cache, the version tokens and the rate limits.</summary>
     public IConnectionMultiplexer? Multiplexer => _multiplexer;
+
+    /// <summary>A second connection with the same settings (fail fast, reconnects by itself), owned by the caller. For a
+    /// component that disposes the connection it is given (FusionCache's backplane does on unsubscribe).</summary>
+    public IConnectionMultiplexer ConnectOwned() =>
+        ConnectionMultiplexer.Connect((_configuration ?? throw new InvalidOperationException("Redis is not configured")).Clone());
 
     /// <summary>The database when connected, otherwise null: the caller takes its fallback path without waiting.</summary>
     public IDatabase? DatabaseIfConnected => IsConnected ? _multiplexer!.GetDatabase() : null;

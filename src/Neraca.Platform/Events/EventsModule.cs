@@ -27,6 +27,7 @@ public static class EventsModule
             builder.Services.AddSingleton<RabbitMqPublisher>();
         builder.Services.AddSingleton<OutboxRelay>();
         builder.Services.AddSingleton<WebhookDispatcher>();
+        WebhookDispatcher.AddWebhookHttpClient(builder.Services);
 
         var role = builder.Configuration[nameof(NeracaOptions.Role)] ?? new NeracaOptions().Role;
         if (!NeracaRolesParser.TryParse(role, out var roles)) return builder; // options validation names the bad setting

@@ -17,8 +17,11 @@ namespace Neraca.Events;
 /// one at a time in event order: a delivery is claimed only when no older pending delivery of that endpoint shares
 /// one of its ordering keys (a transfer event has two: its debit and credit accounts). A worker that dies mid-send loses its
 /// lease after <see cref="EventsOptions.WebhookLeaseMs"/>; another worker sends the delivery again (at least once).</remarks>
-public sealed partial class WebhookDispatcher : IDisposable
+public sealed partial class WebhookDispatcher
 {
+    /// <summary>Name of the <see cref="IHttpClientFactory"/> client (configured by <see cref="AddWebhookHttpClient"/>).</summary>
+    public const string HttpClientName = "neraca-webhooks";
+
     const int ResponseBodyMaxChars = 1024;
     const int ErrorMaxChars = 500;
 
@@ -32,28 +35,46 @@ public sealed partial class WebhookDispatcher : IDisposable
     readonly TimeProvider _clock;
     readonly EventsMetrics _metrics;
     readonly ILogger<WebhookDispatcher> _logger;
-    readonly HttpClient _http;
+    readonly IHttpClientFactory _httpClients;
 
     public WebhookDispatcher(Database database, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
-        EventsMetrics metrics, ILogger<WebhookDispatcher> logger)
+        EventsMetrics metrics, IHttpClientFactory httpClients, ILogger<WebhookDispatcher> logger)
     {
+        _httpClients = httpClients;
         _database = database;
         _signals = signals;
         _options = options.Value;
         _clock = clock;
         _metrics = metrics;
         _logger = logger;
-        _http = new HttpClient(new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false, // a redirect could lead anywhere, private addresses included
-            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-            ConnectTimeout = TimeSpan.FromMilliseconds(_options.WebhookTimeoutMs),
-            ConnectCallback = WebhookTargets.GuardedConnect(_options.AllowPrivateWebhookTargets),
-            MaxConnectionsPerServer = _options.WebhookConcurrencyMax,
-        })
-        { Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Neraca-Webhooks", "1"));
     }
+
+    /// <summary>Registers the webhook client: the SSRF guard as the connect callback of its primary handler (rebuilt with
+    /// the guard on every handler rotation), no redirects, a bounded pool, and deliberately no resilience handler.</summary>
+    /// <remarks>No retries: a retried POST could deliver an event twice within one attempt, and deliveries already have
+    /// their own persisted schedule (backoff with jitter, <see cref="EventsOptions.WebhookAttemptsMax"/>, dead letters) that
+    /// survives restarts and is visible in the attempts log. No shared circuit breaker: the client serves every tenant's
+    /// endpoints, so one tenant's failing endpoint would stop deliveries to all of them; a failing endpoint is disabled on
+    /// its own after <see cref="EventsOptions.WebhookDisableAfterFailures"/>. No handler-level timeout: the dispatcher's
+    /// own <see cref="EventsOptions.WebhookTimeoutMs"/> covers reading the answer's body too.</remarks>
+    public static void AddWebhookHttpClient(IServiceCollection services) =>
+        services.AddHttpClient(HttpClientName, client =>
+            {
+                client.Timeout = Timeout.InfiniteTimeSpan;
+                client.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Neraca-Webhooks", "1"));
+            })
+            .ConfigurePrimaryHttpMessageHandler(sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<EventsOptions>>().Value;
+                return new SocketsHttpHandler
+                {
+                    AllowAutoRedirect = false, // a redirect could lead anywhere, private addresses included
+                    PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+                    ConnectTimeout = TimeSpan.FromMilliseconds(o.WebhookTimeoutMs),
+                    ConnectCallback = WebhookTargets.GuardedConnect(o.AllowPrivateWebhookTargets),
+                    MaxConnectionsPerServer = o.WebhookConcurrencyMax,
+                };
+            });
 
     long Now => DbTime.ToMicros(_clock.GetUtcNow());
 
@@ -162,7 +183,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             request.Headers.Add(WebhookSignature.DeliveryIdHeader, job.DeliveryId);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_options.WebhookTimeoutMs);
-            using var answer = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            using var answer = await _httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = (int)answer.StatusCode;
             response = await ReadSomeAsync(answer, timeout.Token);
             if (!answer.IsSuccessStatusCode)
@@ -315,8 +336,6 @@ public sealed partial class WebhookDispatcher : IDisposable
             }
         }
     }
-
-    public void Dispose() => _http.Dispose();
 
     sealed class Job
     {

@@ -3,7 +3,9 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
+using Polly;
 
 namespace Neraca.Observability;
 
@@ -167,14 +169,31 @@ internal sealed class ErrorAlertLoggerProvider(ErrorAlerts alerts, IOptions<Obse
 /// <summary>Posts closed windows to the chat webhook. Failures are logged (as warnings) and counted, not retried:
 /// the next storm will be reported anyway, and a chat outage must not grow a queue.</summary>
 internal sealed partial class ErrorAlertSender(ErrorAlerts alerts, IOptions<ObservabilityOptions> options, TimeProvider clock,
-    ILogger<ErrorAlertSender> logger) : BackgroundService
+    IHttpClientFactory httpClients, ILogger<ErrorAlertSender> logger) : BackgroundService
 {
+    /// <summary>Name of the <see cref="IHttpClientFactory"/> client (configured by <see cref="AddHttpClient"/>).</summary>
+    internal const string HttpClientName = "neraca-error-alerts";
+
     static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
     static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(10);
     static readonly Counter<long> Messages = NeracaTelemetry.Meter.CreateCounter<long>("neraca.error_alerts.messages",
         description: "Error alert messages posted to the chat webhook, by result (sent, failed).");
 
-    readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = SendTimeout };
+    /// <summary>The chat client: a 10 s timeout per message and a circuit breaker that, once the chat service failed
+    /// half of at least 3 messages within a minute, fails alerts at once for 30 s instead of waiting on a dead service
+    /// (they are counted as failed). No retries, for the reasons above, and because a retried post can show twice.</summary>
+    internal static void AddHttpClient(IServiceCollection services) =>
+        services.AddHttpClient(HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            .AddResilienceHandler("error-alerts", pipeline => pipeline
+                .AddTimeout(SendTimeout)
+                .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
+                {
+                    FailureRatio = 0.5,
+                    MinimumThroughput = 3,
+                    SamplingDuration = TimeSpan.FromMinutes(1),
+                    BreakDuration = TimeSpan.FromSeconds(30),
+                }));
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
@@ -196,7 +215,6 @@ internal sealed partial class ErrorAlertSender(ErrorAlerts alerts, IOptions<Obse
         await base.StopAsync(cancellationToken);
         // Errors of the last window would otherwise die with the process.
         foreach (var message in alerts.TakeDue(flush: true)) await SendAsync(message, cancellationToken);
-        _http.Dispose();
     }
 
     async Task SendAsync(ErrorAlertMessage message, CancellationToken ct)
@@ -207,7 +225,7 @@ internal sealed partial class ErrorAlertSender(ErrorAlerts alerts, IOptions<Obse
         var payload = ErrorAlerts.Payload(ErrorAlerts.ResolveFormat(o.ErrorAlerts.Format, url), text);
         try
         {
-            using var response = await _http.PostAsJsonAsync(url, payload, ObservabilityModule.WebhookJson, ct);
+            using var response = await httpClients.CreateClient(HttpClientName).PostAsJsonAsync(url, payload, ObservabilityModule.WebhookJson, ct);
             if (response.IsSuccessStatusCode)
             {
                 Messages.Add(1, new KeyValuePair<string, object?>("result", "sent"));
@@ -215,7 +233,8 @@ internal sealed partial class ErrorAlertSender(ErrorAlerts alerts, IOptions<Obse
             }
             LogRejected(logger, (int)response.StatusCode, message.Fingerprint, message.Count);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        // ExecutionRejectedException: the timeout elapsed or the circuit is open.
+        catch (Exception e) when (e is HttpRequestException or ExecutionRejectedException or TaskCanceledException && !ct.IsCancellationRequested)
         {
             LogUnreachable(logger, e.Message, message.Fingerprint, message.Count);
         }

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Security.Claims;
 using System.Text.Json;
+using Neraca.Caching;
 using Neraca.Hosting;
 using Neraca.Tenancy;
 using Npgsql;
@@ -98,7 +99,13 @@ public static class ObservabilityModule
                         o.EnrichWithHttpResponse = EnrichWithTenant;
                     })
                     .AddHttpClientInstrumentation(o => o.RecordException = true)
-                    .AddNpgsql());
+                    .AddNpgsql()
+                    // Spans of the shared Redis connection (cache L2, version tokens, rate limits); none without Redis.
+                    .AddRedisInstrumentation()
+                    .ConfigureRedisInstrumentation((sp, redis) =>
+                    {
+                        if (sp.GetRequiredService<RedisConnection>().Multiplexer is { } multiplexer) redis.AddConnection(multiplexer);
+                    }));
             var protocol = options.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
             if (string.IsNullOrWhiteSpace(options.OtlpEndpoint)) otel.UseOtlpExporter(); // the standard OTEL_EXPORTER_OTLP_* variables
             else otel.UseOtlpExporter(protocol, new Uri(options.OtlpEndpoint));
@@ -117,6 +124,7 @@ public static class ObservabilityModule
         {
             builder.Services.AddSingleton<ILoggerProvider, ErrorAlertLoggerProvider>();
             builder.Services.AddHostedService<ErrorAlertSender>();
+            ErrorAlertSender.AddHttpClient(builder.Services);
         }
 
         if (!string.IsNullOrWhiteSpace(options.SentryDsn))

@@ -57,5 +57,6 @@ public sealed class TenantRateLimits
 /// <summary>One token bucket: <see cref="Name"/> is what the <c>RateLimit</c> headers call it.</summary>
 public readonly record struct BucketPolicy(string Name, int PerMinute, int Burst)
 {
-    public double PerMillisecond => PerMinute / 60_000.0;
+    /// <summary>Time between two tokens: the bucket refills one token at a time, continuously.</summary>
+    public TimeSpan TokenInterval => TimeSpan.FromMinutes(1) / PerMinute;
 }

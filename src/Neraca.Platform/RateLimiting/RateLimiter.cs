@@ -2,59 +2,22 @@ using System.Diagnostics.Metrics;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
 using Neraca.Caching;
-using StackExchange.Redis;
+using RedisRateLimiting;
 
 namespace Neraca.RateLimiting;
 
 /// <summary>A decision on one request.</summary>
 public readonly record struct RateDecision(bool Allowed, int Remaining, int RetryAfterSeconds, int ResetSeconds, bool Shared);
 
-/// <summary>Token buckets and write-concurrency leases. In Redis (one atomic script per request, Redis's own clock, so
-/// replicas agree) when configured and reachable; otherwise in this process with each limit divided by
-/// <see cref="RateLimitOptions.ReplicasWhenRedisDown"/>. A Redis error never fails a request: that request is decided
+/// <summary>Token buckets and write-concurrency leases. In Redis through RedisRateLimiting (one atomic script per
+/// request, so replicas share one bucket) when configured and reachable; otherwise in this process with each limit divided
+/// by <see cref="RateLimitOptions.ReplicasWhenRedisDown"/>. A Redis error never fails a request: that request is decided
 /// locally and the next one tries Redis again.</summary>
+/// <remarks>What stays ours: the library's limiters throw when Redis is unreachable and have no fallback, so the choice
+/// between Redis and the local limiter per request is here; and their leases report the tokens left but not when the
+/// bucket is full again, so the <c>RateLimit</c> header's <c>t</c> is computed from the policy.</remarks>
 public sealed class DistributedRateLimiter : IDisposable
 {
-    /// <summary>A write lease expires after this long even if its replica died without releasing it.</summary>
-    static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(60);
-
-    // KEYS[1] bucket; ARGV[1] capacity, ARGV[2] refill per ms. Returns {allowed, remaining, retry_ms, full_ms}.
-    const string BucketScript = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local cap = tonumber(ARGV[1])
-        local rate = tonumber(ARGV[2])
-        local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-        local tokens = tonumber(b[1]) or cap
-        local ts = tonumber(b[2]) or now
-        tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-        local allowed = 0
-        local retry = 0
-        if tokens >= 1 then
-          tokens = tokens - 1
-          allowed = 1
-        else
-          retry = math.ceil((1 - tokens) / rate)
-        end
-        local full = math.ceil((cap - tokens) / rate)
-        redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
-        redis.call('PEXPIRE', KEYS[1], full + 1000)
-        return {allowed, math.floor(tokens), retry, full}
-        """;
-
-    // KEYS[1] lease set; ARGV[1] limit, ARGV[2] lease id, ARGV[3] lease ttl ms.
-    const string AcquireScript = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-        if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-          redis.call('ZADD', KEYS[1], now, ARGV[2])
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
-          return 1
-        end
-        return 0
-        """;
-
     readonly RedisConnection _redis;
     readonly RateLimitOptions _options;
     readonly PartitionedRateLimiter<BucketKey> _localBuckets;
@@ -86,17 +49,19 @@ public sealed class DistributedRateLimiter : IDisposable
             "Rate-limit decisions by result (allowed, rejected) and store (redis, local).");
     }
 
-    /// <summary>Takes one token from the bucket of <paramref name="partition"/>.</summary>
+    /// <summary>Takes one token from the bucket of <paramref name="partition"/> (a <see cref="CompositeKey"/>).</summary>
     public async ValueTask<RateDecision> TakeAsync(string partition, BucketPolicy policy)
     {
-        var db = _redis.DatabaseIfConnected;
-        if (db is not null)
+        var key = new BucketKey(partition, policy);
+        if (_redis.IsConnected)
         {
             try
             {
-                var r = (RedisResult[])(await db.ScriptEvaluateAsync(BucketScript, [_redis.KeyPrefix + "rl:" + partition],
-                    [policy.Burst, policy.PerMillisecond.ToString("R", System.Globalization.CultureInfo.InvariantCulture)]))!;
-                var decision = new RateDecision((int)r[0] == 1, (int)r[1], SecondsCeiling((long)r[2]), SecondsCeiling((long)r[3]), Shared: true);
+                using var limiter = RedisBucket(partition, policy);
+                using var lease = await limiter.AcquireAsync();
+                var remaining = lease.TryGetMetadata(RateLimitMetadataName.Remaining, out var left) ? (int)Math.Clamp(left, 0, policy.Burst) : 0;
+                var decision = new RateDecision(lease.IsAcquired, remaining, RetryAfterSeconds(lease, policy),
+                    SecondsUntilFull(policy.Burst, remaining, policy.PerMinute), Shared: true);
                 Record(decision);
                 return decision;
             }
@@ -105,45 +70,79 @@ public sealed class DistributedRateLimiter : IDisposable
                 // Decided locally below.
             }
         }
-        using var lease = _localBuckets.AttemptAcquire(new BucketKey(partition, policy));
-        var stats = _localBuckets.GetStatistics(new BucketKey(partition, policy));
-        var remaining = (int)(stats?.CurrentAvailablePermits ?? 0);
+        using var local = _localBuckets.AttemptAcquire(key);
+        var stats = _localBuckets.GetStatistics(key);
+        var localRemaining = (int)(stats?.CurrentAvailablePermits ?? 0);
         var perMinute = Math.Max(1, policy.PerMinute / _options.ReplicasWhenRedisDown);
-        var local = new RateDecision(lease.IsAcquired, remaining, lease.IsAcquired ? 0 : Math.Max(1, (int)Math.Ceiling(60.0 / perMinute)),
-            (int)Math.Ceiling((Math.Max(1, policy.Burst / _options.ReplicasWhenRedisDown) - remaining) * 60.0 / perMinute), Shared: false);
-        Record(local);
-        return local;
+        var result = new RateDecision(local.IsAcquired, localRemaining, local.IsAcquired ? 0 : Math.Max(1, (int)Math.Ceiling(60.0 / perMinute)),
+            SecondsUntilFull(Math.Max(1, policy.Burst / _options.ReplicasWhenRedisDown), localRemaining, perMinute), Shared: false);
+        Record(result);
+        return result;
     }
 
     /// <summary>Acquires one of <paramref name="limit"/> concurrent write slots; null when all are taken. Dispose the
-    /// result when the request ends.</summary>
+    /// result when the request ends. A Redis slot expires by itself after 60 s if its replica dies holding it.</summary>
     public async ValueTask<IAsyncDisposable?> AcquireWriteAsync(string partition, int limit)
     {
-        var db = _redis.DatabaseIfConnected;
-        if (db is not null)
+        var key = new LeaseKey(partition, limit);
+        if (_redis.IsConnected)
         {
-            var key = (RedisKey)(_redis.KeyPrefix + "wc:" + partition);
-            var id = Guid.NewGuid().ToString("N");
+            var limiter = RedisSlots(partition, limit);
             try
             {
-                var ok = (int)await db.ScriptEvaluateAsync(AcquireScript, [key], [limit, id, (long)LeaseTtl.TotalMilliseconds]) == 1;
-                return ok ? new RedisLease(db, key, id) : null;
+                var shared = await limiter.AcquireAsync();
+                if (shared.IsAcquired) return new Lease(shared, limiter);
+                shared.Dispose();
+                limiter.Dispose();
+                return null;
             }
             catch (Exception e) when (RedisConnection.IsUnavailable(e))
             {
+                limiter.Dispose();
                 // Decided locally below.
             }
         }
-        var lease = _localLeases.AttemptAcquire(new LeaseKey(partition, limit));
-        if (lease.IsAcquired) return new LocalLease(lease);
+        var lease = _localLeases.AttemptAcquire(key);
+        if (lease.IsAcquired) return new Lease(lease, null);
         lease.Dispose();
         return null;
     }
 
+    // A limiter per call rather than a partitioned limiter: RedisRateLimiting's limiters report themselves never idle, so
+    // a partitioned limiter would keep one per client address forever. They hold no state of their own (it is in Redis)
+    // and cost a few small allocations. Redis keys are rl:tb:{PREFIX + bucket name} and rl:cc:{...} (the library adds
+    // rl:xx:), so Redis:KeyPrefix still separates deployments; bucket names are CompositeKeys, so callers never share one.
+    RedisTokenBucketRateLimiter<string> RedisBucket(string partition, BucketPolicy policy) => new(_redis.KeyPrefix + partition,
+        new RedisTokenBucketRateLimiterOptions
+        {
+            ConnectionMultiplexerFactory = () => _redis.Multiplexer!,
+            TokenLimit = policy.Burst,
+            // One token at a time, every 60/perMinute seconds: the bucket refills continuously, as documented.
+            TokensPerPeriod = 1,
+            ReplenishmentPeriod = policy.TokenInterval,
+        });
+
+    RedisConcurrencyRateLimiter<string> RedisSlots(string partition, int limit) => new(_redis.KeyPrefix + partition,
+        new RedisConcurrencyRateLimiterOptions
+        {
+            ConnectionMultiplexerFactory = () => _redis.Multiplexer!,
+            PermitLimit = limit,
+            // A write over its limit is refused at once (429), never queued.
+            QueueLimit = 0,
+        });
+
     void Record(RateDecision d) => _decisions.Add(1, new KeyValuePair<string, object?>("result", d.Allowed ? "allowed" : "rejected"),
         new KeyValuePair<string, object?>("store", d.Shared ? "redis" : "local"));
 
-    static int SecondsCeiling(long ms) => (int)Math.Max(0, (ms + 999) / 1000);
+    /// <summary>The library reports whole seconds rounded down (or nothing): round up, and never past the next token.</summary>
+    static int RetryAfterSeconds(RateLimitLease lease, BucketPolicy policy)
+    {
+        if (lease.IsAcquired) return 0;
+        var nextTokenSeconds = Math.Max(1, (int)Math.Ceiling(policy.TokenInterval.TotalSeconds));
+        return lease.TryGetMetadata(RateLimitMetadataName.RetryAfter, out var seconds) ? Math.Clamp(seconds + 1, 1, nextTokenSeconds) : nextTokenSeconds;
+    }
+
+    static int SecondsUntilFull(int burst, int remaining, int perMinute) => (int)Math.Ceiling(Math.Max(0, burst - remaining) * 60.0 / perMinute);
 
     public void Dispose()
     {
@@ -155,26 +154,23 @@ public sealed class DistributedRateLimiter : IDisposable
 
     readonly record struct LeaseKey(string Partition, int Limit);
 
-    sealed class RedisLease(IDatabase db, RedisKey key, string id) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                await db.SortedSetRemoveAsync(key, id, CommandFlags.FireAndForget);
-            }
-            catch (Exception e) when (RedisConnection.IsUnavailable(e))
-            {
-                // The lease expires by itself.
-            }
-        }
-    }
-
-    sealed class LocalLease(RateLimitLease lease) : IAsyncDisposable
+    sealed class Lease(RateLimitLease lease, RateLimiter? limiter) : IAsyncDisposable
     {
         public ValueTask DisposeAsync()
         {
-            lease.Dispose();
+            try
+            {
+                // A Redis lease is released by a (synchronous) command within Redis:OperationTimeoutMs.
+                lease.Dispose();
+            }
+            catch (Exception e) when (RedisConnection.IsUnavailable(e))
+            {
+                // The Redis slot expires by itself.
+            }
+            finally
+            {
+                limiter?.Dispose();
+            }
             return ValueTask.CompletedTask;
         }
     }

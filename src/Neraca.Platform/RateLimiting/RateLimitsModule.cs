@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Claims;
 using Microsoft.Extensions.Options;
 using Neraca.Auth;
+using Neraca.Caching;
 using Neraca.Tenancy;
 
 namespace Neraca.RateLimiting;
@@ -64,17 +65,17 @@ public static class RateLimitsModule
         {
             var perMinute = overrides?.ApiKeyPerMinute ?? o.ApiKeyPerMinute;
             var burst = overrides?.ApiKeyBurst ?? (overrides?.ApiKeyPerMinute is not null ? null : o.ApiKeyBurst) ?? perMinute;
-            return ("key:" + keyId, new BucketPolicy("api_key", perMinute, burst), overrides?.WriteConcurrency ?? o.WriteConcurrency);
+            return (CompositeKey.Of("key", keyId), new BucketPolicy("api_key", perMinute, burst), overrides?.WriteConcurrency ?? o.WriteConcurrency);
         }
         if (tenant is not null && user.FindFirstValue(EndUserClaims.Subject) is { } subject)
         {
             var perMinute = overrides?.UserPerMinute ?? o.UserPerMinute;
             var burst = overrides?.UserBurst ?? (overrides?.UserPerMinute is not null ? null : o.UserBurst) ?? perMinute;
-            return ("user:" + tenant + ":" + subject, new BucketPolicy("user", perMinute, burst), overrides?.WriteConcurrency ?? o.WriteConcurrency);
+            return (CompositeKey.Of("user", tenant, subject), new BucketPolicy("user", perMinute, burst), overrides?.WriteConcurrency ?? o.WriteConcurrency);
         }
         // Behind a load balancer, configure forwarded headers so this is the client's address, not the balancer's.
         var ip = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        return ("ip:" + ip, new BucketPolicy("ip", o.IpPerMinute, o.IpPerMinute), null);
+        return (CompositeKey.Of("ip", ip), new BucketPolicy("ip", o.IpPerMinute, o.IpPerMinute), null);
     }
 
     static string Describe(string policy) => policy switch

@@ -43,7 +43,7 @@ public sealed class ApiKeyAuthenticationHandler(
         // Versioned by the key's hash: a revocation or rotation through any replica retires the entry on all of them
         // before it is acknowledged (see CacheVersions), so no replica accepts a revoked key afterwards.
         var hash = Convert.ToHexString(ApiKey.Hash(key));
-        var identity = await cache.GetOrLoadAsync("api_key", CacheScope(hash), "apikey:" + hash,
+        var identity = await cache.GetOrLoadAsync("api_key", CacheScope(hash), CacheScope(hash),
             ct => tenants.FindKeyAsync(key, ct), Context.RequestAborted, trustNull: true);
         if (identity is null || !identity.IsUsableAt(clock.GetUtcNow())) return AuthenticateResult.Fail("unknown key");
 
@@ -58,7 +58,7 @@ public sealed class ApiKeyAuthenticationHandler(
     }
 
     /// <summary>What a change to the key with this SHA-256 (hex) retires in the cache.</summary>
-    public static string CacheScope(string keyHashHex) => "apikey:" + keyHashHex;
+    public static string CacheScope(string keyHashHex) => CacheScopes.ApiKey(keyHashHex);
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
         WriteProblemAsync(Context, 401, "unauthorized", "Unauthorized", "Send a valid API key ('Authorization: Bearer nrc_...') or end-user access token.");

@@ -64,5 +64,32 @@ public sealed class TracingTests
         Assert.Contains(collector.All, r => r.Path == "/v1/traces" && Contains(r.Body, batchSpanName) && Contains(r.Body, traceIdBytes));
     }
 
+    [Fact]
+    public async Task Redis_commands_are_exported_as_spans_in_the_trace_of_the_request_that_sent_them()
+    {
+        var redis = await RedisServer.SharedAsync();
+        await using var collector = await TestHttpReceiver.StartAsync();
+        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
+            $"--Observability:OtlpEndpoint={collector.Url}", "--Observability:OtlpProtocol=http/protobuf", "--Redis:Url=" + redis.Url);
+        var tenant = await server.NewTenantAsync();
+
+        using var caller = new Activity("test-caller").SetParentId(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded).Start();
+        // Authenticating the key reads its cache version token: an EVAL (EVALSHA once the script is cached) on Redis.
+        Assert.True((await tenant.Http.GetAsync("/v1/ledgers")).IsSuccessStatusCode);
+        caller.Stop();
+
+        var traceIdBytes = new byte[16];
+        caller.TraceId.CopyTo(traceIdBytes);
+        var command = Encoding.UTF8.GetBytes("EVAL");
+        // The instrumentation turns finished commands into spans on its own schedule (every 10 s by default).
+        var deadline = DateTime.UtcNow.AddSeconds(40);
+        while (!collector.All.Any(r => r.Path == "/v1/traces" && Contains(r.Body, traceIdBytes) && Contains(r.Body, command)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no Redis span of the request's trace was exported");
+            server.Services.GetRequiredService<TracerProvider>().ForceFlush(5_000);
+            await Task.Delay(500);
+        }
+    }
+
     static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 }
