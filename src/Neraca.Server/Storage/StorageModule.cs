@@ -14,7 +14,8 @@ public static class StorageModule
             return Database.Create(o.Database, o.SqlitePath, o.ReadDatabase, o.DatabasePoolSizeMax);
         });
         builder.Services.AddSingleton(sp => new MigrationRunner(sp.GetRequiredService<Database>(),
-            MigrationRunner.Embedded(sp.GetRequiredService<Database>().Kind), sp.GetRequiredService<ILogger<MigrationRunner>>()));
+            MigrationRunner.Embedded(sp.GetRequiredService<Database>().Kind), sp.GetRequiredService<ILogger<MigrationRunner>>(),
+            sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<StorageStartup>();
         return builder;
     }

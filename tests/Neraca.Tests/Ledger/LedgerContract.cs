@@ -431,7 +431,7 @@ public abstract class LedgerContract(ServerFixture fixture)
         await Conservation.AssertAsync(Server, tenant.Id);
         Assert.True((bool)(await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!["verified"]!);
 
-        var database = Server.Services.GetRequiredService<Database>();
+        await using var database = Database.Create(fixture.AdminDatabase, "unused"); // the server's role may not do this at all
         await using (var c = await database.OpenAsync(CancellationToken.None))
             await TamperAsync(c, database.Kind, "UPDATE transfer_resolutions SET debit_balance_after = 751 WHERE tenant_id = @t AND transfer_id = 'hold'", tenant.Id);
         var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
@@ -495,7 +495,9 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.True((bool)audit["verified"]!, audit.ToJsonString());
         Assert.Equal(2L, (long)audit["links"]!);
 
-        await TamperAsync(c, database.Kind, "UPDATE entries_v1 SET balance_after = 501 WHERE tenant_id = @t AND transfer_id = 'old' AND direction = 2", tenant.Id);
+        await using (var admin = Database.Create(fixture.AdminDatabase, "unused"))
+        await using (var ac = await admin.OpenAsync(CancellationToken.None))
+            await TamperAsync(ac, admin.Kind, "UPDATE entries_v1 SET balance_after = 501 WHERE tenant_id = @t AND transfer_id = 'old' AND direction = 2", tenant.Id);
         audit = (await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!;
         Assert.False((bool)audit["verified"]!);
         Assert.Equal(1L, (long)audit["first_bad_link"]!);
