@@ -1,12 +1,77 @@
--- Least privilege for the application role on PostgreSQL. Run as the schema owner after `neraca migrate`
--- (migrations run as the owner; the server can then run as `neraca_app` with MigrateOnStart=false).
--- The journal is append-only twice over: triggers refuse UPDATE/DELETE/TRUNCATE, and the role has no such grants.
-CREATE ROLE neraca_app LOGIN;
+-- Least privilege on PostgreSQL: an owner role that runs migrations and an application role the server connects as.
+--
+-- Run it as a superuser (or a member of both roles) connected to Neraca's database, before the first `neraca migrate`
+-- and again after every `neraca migrate` (it is idempotent; docs/operations.md has the whole procedure):
+--
+--   psql -v ON_ERROR_STOP=1 -d neraca -f deploy/postgres-roles.sql
+--   NERACA_DATABASE='Host=...;Database=neraca;Username=neraca_owner;Password=...' neraca migrate
+--   psql -v ON_ERROR_STOP=1 -d neraca -f deploy/postgres-roles.sql
+--   NERACA_DATABASE='Host=...;Database=neraca;Username=neraca_app;Password=...' NERACA_MIGRATE_ON_START=false neraca
+--
+-- Roles are created without passwords: set them with `ALTER ROLE neraca_owner PASSWORD '...'` (never in this file).
+-- The journal is append-only twice over: triggers refuse UPDATE/DELETE/TRUNCATE even to the owner, and the application
+-- role holds no UPDATE, DELETE or TRUNCATE on it.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'neraca_owner') THEN CREATE ROLE neraca_owner LOGIN; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'neraca_app') THEN CREATE ROLE neraca_app LOGIN; END IF;
+END $$;
+
+-- The owner owns the schema and every table its migrations create; nobody else may create objects in it.
+ALTER SCHEMA public OWNER TO neraca_owner;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO neraca_app;
-GRANT SELECT, INSERT ON transfers, transfer_resolutions, chain_links, events TO neraca_app;
--- entries is a view over the journal (migration 0104); entries_v1 holds the entries posted before it. INSERT only for a
--- server of the previous version during a rolling deployment (the view's trigger puts its rows in entries_v1).
-GRANT SELECT, INSERT ON entries, entries_v1 TO neraca_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenants, api_keys, ledgers, ledger_heads, accounts, outbox, idempotency_keys, open_pendings TO neraca_app;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO neraca_app;
-GRANT SELECT ON schema_migrations TO neraca_app;
+
+-- A table a later migration adds is readable and insertable by the server at once (all an append-only table needs)
+-- and its sequences usable. UPDATE and DELETE it gets only when the table is added to the list below and this script
+-- runs again after the migration: forgetting fails safe, as "permission denied" in that feature's tests.
+ALTER DEFAULT PRIVILEGES FOR ROLE neraca_owner IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO neraca_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE neraca_owner IN SCHEMA public GRANT USAGE ON SEQUENCES TO neraca_app;
+
+-- Every table (and view) of the schema with exactly what the server's statements do to it. A migration that adds a
+-- table adds it here in the same change (tests/Neraca.Tests/Hosting/LeastPrivilegeTests.cs fails until it does).
+-- UPDATE also covers row locks: SELECT ... FOR UPDATE needs it.
+DO $$
+DECLARE
+    grants constant text[] := ARRAY[
+        -- the journal, append-only
+        'transfers',            'SELECT, INSERT',
+        'transfer_resolutions', 'SELECT, INSERT',
+        'entries',              'SELECT, INSERT',   -- a view over the journal (migration 0104); INSERT only for a server of
+        'entries_v1',           'SELECT, INSERT',   -- the previous version during a rolling deployment (the view's trigger)
+        'chain_links',          'SELECT, INSERT',
+        'events',               'SELECT, INSERT',
+        -- written once, never changed by the server
+        'ledgers',              'SELECT, INSERT',
+        'audit_checkpoints',    'SELECT, INSERT',
+        'auth_signing_keys',    'SELECT, INSERT',
+        'webhook_attempts',     'SELECT, INSERT',
+        'tenants',              'SELECT, INSERT, UPDATE (name)',  -- UPDATE (one column) only to lock a tenant's row
+        'schema_migrations',    'SELECT',                         -- MigrateOnStart=false checks nothing is pending
+        -- state
+        'api_keys',             'SELECT, INSERT, UPDATE',
+        'ledger_heads',         'SELECT, INSERT, UPDATE',
+        'accounts',             'SELECT, INSERT, UPDATE',
+        'refresh_tokens',       'SELECT, INSERT, UPDATE',
+        'webhook_deliveries',   'SELECT, INSERT, UPDATE',
+        'job_schedules',        'SELECT, INSERT, UPDATE',
+        'open_pendings',        'SELECT, INSERT, DELETE',
+        'outbox',               'SELECT, INSERT, UPDATE, DELETE',
+        'idempotency_keys',     'SELECT, INSERT, UPDATE, DELETE',
+        'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
+        'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
+        'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+    ];
+BEGIN
+    FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP
+        -- Before the first migration the tables do not exist yet: the script's second run grants them.
+        IF to_regclass(format('public.%I', grants[i])) IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON public.%I FROM neraca_app', grants[i]);
+            EXECUTE format('GRANT %s ON public.%I TO neraca_app', grants[i + 1], grants[i]);
+        END IF;
+    END LOOP;
+END $$;
+
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO neraca_app;

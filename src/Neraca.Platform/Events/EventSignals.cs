@@ -40,7 +40,7 @@ public sealed class EventSignals
 
 /// <summary>LISTENs on <c>neraca_outbox</c> (PostgreSQL only) and pulses <see cref="EventSignals.Outbox"/> on every
 /// notification. Losing the connection loses nothing: the relay and the streams also poll.</summary>
-public sealed partial class PostgresEventListener(Database database, EventSignals signals, ILogger<PostgresEventListener> logger) : BackgroundService
+public sealed partial class PostgresEventListener(Database database, EventSignals signals, TimeProvider clock, ILogger<PostgresEventListener> logger) : BackgroundService
 {
     public const string Channel = "neraca_outbox";
     static readonly TimeSpan IdleCheck = TimeSpan.FromSeconds(30);
@@ -62,7 +62,7 @@ public sealed partial class PostgresEventListener(Database database, EventSignal
             catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
             {
                 LogListenFailed(logger, e);
-                try { await Task.Delay(ReconnectDelay, ct); } catch (OperationCanceledException) { return; }
+                try { await Task.Delay(ReconnectDelay, clock, ct); } catch (OperationCanceledException) { return; }
             }
         }
     }

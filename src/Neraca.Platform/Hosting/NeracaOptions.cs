@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Neraca.Hosting;
 
 /// <summary>Top-level settings. Every key can be set in appsettings.json, as an environment variable
-/// with the <c>NERACA_</c> prefix (<c>NERACA_DATABASE</c>, <c>NERACA_HTTP__MAXREQUESTBODYBYTES</c>) or on the
+/// with the <c>NERACA_</c> prefix (<c>NERACA_DATABASE</c>, <c>NERACA_MAX_REQUEST_BODY_BYTES</c>; see EnvironmentSettings (in the host)) or on the
 /// command line (<c>--database ...</c>).</summary>
 public sealed class NeracaOptions
 {

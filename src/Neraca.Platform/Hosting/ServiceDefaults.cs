@@ -35,6 +35,9 @@ public static class ServiceDefaults
             .Bind(builder.Configuration)
             .ValidateDataAnnotations()
             .Validate(o => NeracaRolesParser.TryParse(o.Role, out _), "Role must be a comma-separated list of api, worker, scheduler.")
+            // Checked here and not only when the key is stored, so that a bad key stops start-up before migrations run.
+            .Validate(o => string.IsNullOrEmpty(o.BootstrapApiKey) || Tenancy.ApiKey.IsWellFormed(o.BootstrapApiKey),
+                "BootstrapApiKey must look like nrc_ followed by letters and digits (13-200 characters).")
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<NeracaOptions>, DatabaseSettingValidator>();
 

@@ -18,7 +18,7 @@ public sealed class MigrationException(string message) : Exception(message);
 
 /// <summary>Applies versioned, checksummed migrations exactly once, even when replicas start together:
 /// PostgreSQL serializes runners on an advisory lock, SQLite on an immediate (write) transaction.</summary>
-public sealed partial class MigrationRunner(Database database, IReadOnlyList<Migration> migrations, ILogger<MigrationRunner> logger)
+public sealed partial class MigrationRunner(Database database, IReadOnlyList<Migration> migrations, ILogger<MigrationRunner> logger, TimeProvider? time = null)
 {
     /// <summary>Arbitrary but fixed: every Neraca process contends on this advisory lock key.</summary>
     const long AdvisoryLockKey = 0x4E65726163614D67; // "NeracaMg"
@@ -148,10 +148,10 @@ public sealed partial class MigrationRunner(Database database, IReadOnlyList<Mig
         return migrations.Where(m => !done.Contains(m.Version)).ToList();
     }
 
-    static Task RecordAsync(DbConnection connection, DbTransaction tx, Migration migration, CancellationToken ct) =>
+    Task RecordAsync(DbConnection connection, DbTransaction tx, Migration migration, CancellationToken ct) =>
         connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (@Version, @Name, @Checksum, @At)",
-            new { migration.Version, migration.Name, migration.Checksum, At = DateTimeOffset.UtcNow }, tx, cancellationToken: ct));
+            new { migration.Version, migration.Name, migration.Checksum, At = (time ?? TimeProvider.System).GetUtcNow() }, tx, cancellationToken: ct));
 
     static partial class Log
     {

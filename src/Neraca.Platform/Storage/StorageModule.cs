@@ -16,7 +16,7 @@ public static class StorageModule
         builder.Services.AddMigrations(typeof(StorageModule).Assembly);
         builder.Services.AddSingleton(sp => new MigrationRunner(sp.GetRequiredService<Database>(),
             MigrationRunner.Embedded(sp.GetRequiredService<Database>().Kind, sp.GetServices<MigrationAssembly>().Select(m => m.Assembly)),
-            sp.GetRequiredService<ILogger<MigrationRunner>>()));
+            sp.GetRequiredService<ILogger<MigrationRunner>>(), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<StorageStartup>();
         return builder;
     }

@@ -89,18 +89,14 @@ public static class NeracaApp
         return app;
     }
 
-    /// <summary><c>NERACA_BOOTSTRAP_API_KEY</c> → <c>BootstrapApiKey</c>, <c>NERACA_LEDGER__BATCH_SIZE_MAX</c> →
-    /// <c>Ledger:BatchSizeMax</c>: double underscores separate sections, single ones are dropped (keys match
-    /// case-insensitively).</summary>
+    /// <summary><c>NERACA_BOOTSTRAP_API_KEY</c> → <c>BootstrapApiKey</c>, <c>NERACA_LEDGER__BATCH_OPERATIONS_MAX</c> →
+    /// <c>Ledger:BatchOperationsMax</c>, <c>NERACA_JOBS__RECURRING__ledger.expire_pending__CRON</c> →
+    /// <c>Jobs:Recurring:ledger.expire_pending:Cron</c>: the rules are in <see cref="EnvironmentSettings"/>.</summary>
     static IEnumerable<KeyValuePair<string, string?>> NeracaEnvironment()
     {
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-        {
-            var name = (string)e.Key;
-            if (!name.StartsWith("NERACA_", StringComparison.Ordinal)) continue;
-            var sections = name["NERACA_".Length..].Split("__").Select(s => s.Replace("_", "", StringComparison.Ordinal));
-            yield return new(string.Join(':', sections), (string?)e.Value);
-        }
+            if (EnvironmentSettings.ToConfigurationKey((string)e.Key) is { } key)
+                yield return new(key, (string?)e.Value);
     }
 
     public static async Task<int> RunAsync(string[] args)
@@ -110,7 +106,7 @@ public static class NeracaApp
         try
         {
             await using var app = Create(rest);
-            _ = app.Services.GetRequiredService<IOptions<NeracaOptions>>().Value; // validates settings, naming the bad one
+            SettingsCheck.ValidateAll(app.Services); // every setting, naming the bad ones, before any command opens the database
             return command switch
             {
                 "serve" => await ServeAsync(app),
@@ -123,6 +119,11 @@ public static class NeracaApp
         catch (OptionsValidationException e)
         {
             await Console.Error.WriteLineAsync("Invalid configuration: " + string.Join(" ", e.Failures));
+            return 2;
+        }
+        catch (InvalidOperationException e) when (SettingsCheck.IsBindingFailure(e))
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration: " + e.Message);
             return 2;
         }
         catch (MigrationException e)

@@ -33,7 +33,7 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
     protected static async Task<(List<JsonNode> Events, string Cursor)> ReadUntilAsync(TestTenant tenant, string? cursor, int count)
     {
         var events = new List<JsonNode>();
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var page = await tenant.Http.GetJsonAsync("/v1/events?limit=100" + (cursor is null ? "" : "&after=" + cursor));
             Assert.Equal(HttpStatusCode.OK, page.Response.StatusCode);
@@ -114,14 +114,15 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
         var tenant = await Server.NewTenantAsync();
         await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_old"));
         await ReadUntilAsync(tenant, null, 1); // settled: the stream's starting point is past it
-        var reading = ReadStreamAsync(tenant, "/v1/events/stream", null, 1);
-        await Task.Delay(300); // let the stream take its starting point before the new event commits
-        var fresh = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_new"));
-        var (received, _) = await reading;
+        List<string> fresh = [];
+        // The stream takes its starting point before it sends its headers: append once they are here.
+        var (received, _) = await ReadStreamAsync(tenant, "/v1/events/stream", null, 1,
+            opened: async () => fresh = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_new")));
         Assert.Equal(fresh, received.Select(e => (string)e["id"]!));
     }
 
-    static async Task<(List<JsonNode> Events, string? LastId)> ReadStreamAsync(TestTenant tenant, string path, string? lastEventId, int count)
+    static async Task<(List<JsonNode> Events, string? LastId)> ReadStreamAsync(TestTenant tenant, string path, string? lastEventId, int count,
+        Func<Task>? opened = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
@@ -129,6 +130,7 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
         using var response = await tenant.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        if (opened is not null) await opened();
         await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
         using var reader = new StreamReader(stream);
         var events = new List<JsonNode>();
@@ -229,7 +231,7 @@ public sealed class PostgresEventFeedTests(PostgresEventsServerFixture fixture) 
         await using (var b = await Source.OpenConnectionAsync())
             await InsertEventAsync(b, tenant.Id, "after");
 
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var next = await tenant.Http.GetJsonAsync($"/v1/events?limit=2&after={cursor}");
             served.AddRange(next.Body!["data"]!.AsArray().Select(e => (string)e!["subject"]!));

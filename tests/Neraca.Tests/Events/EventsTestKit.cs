@@ -70,20 +70,6 @@ public static class EventsTestKit
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Polls until the condition holds; fails with the message after the timeout. Waits on behaviour, never asserts a duration.</summary>
-    public static async Task EventuallyAsync(Func<Task<bool>> condition, string message, int timeoutSeconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail(message);
-            await Task.Delay(50);
-        }
-    }
-
-    public static Task EventuallyAsync(Func<bool> condition, string message, int timeoutSeconds = 30) =>
-        EventuallyAsync(() => Task.FromResult(condition()), message, timeoutSeconds);
-
     /// <summary>The current value of an observable gauge of this server's <c>Neraca</c> meter.</summary>
     public static double? ReadGauge(NeracaServer server, string name)
     {

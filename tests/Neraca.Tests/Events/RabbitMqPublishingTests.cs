@@ -54,7 +54,7 @@ public sealed class RabbitMqPublishingTests
         var tenant = await server.NewTenantAsync();
 
         var ids = await EventsTestKit.AppendAsync(server, tenant.Id, (EventTypes.AccountCreated, "acc_1"), (EventTypes.TransferPosted, "trf_1"));
-        await EventsTestKit.EventuallyAsync(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "the outbox was not relayed");
+        await Polling.Eventually(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "the outbox was not relayed");
 
         var messages = await DrainAsync(rabbit, queue);
         Assert.Equal(ids, messages.Select(m => m.MessageId));
@@ -82,7 +82,7 @@ public sealed class RabbitMqPublishingTests
             for (var i = 0; i < 5; i++) await TransferLoad.TopUpsAsync(ledger, wallets, 20);
             // Nothing can be confirmed while the broker is down, so these wait in the outbox.
             Assert.True(await EventsTestKit.OutboxCountAsync(server) > 0);
-            await EventsTestKit.EventuallyAsync(() => EventsTestKit.ReadGauge(server, "neraca.outbox.lag") > 0, "the outbox lag gauge did not rise");
+            await Polling.Eventually(() => EventsTestKit.ReadGauge(server, "neraca.outbox.lag") > 0, "the outbox lag gauge did not rise");
         }
         finally
         {
@@ -92,9 +92,9 @@ public sealed class RabbitMqPublishingTests
         var ids = (await TransferLoad.EventsAsync(server, tenant.Id)).Select(e => e.Id).ToList();
         Assert.Equal(4 + 13 * 20, ids.Count);
 
-        await EventsTestKit.EventuallyAsync(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "publishing did not resume", timeoutSeconds: 60);
+        await Polling.Eventually(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "publishing did not resume", timeout: TimeSpan.FromSeconds(60));
         var received = await DrainAsync(rabbit, queue);
         Assert.Equal(ids.Order(StringComparer.Ordinal), received.Select(m => m.MessageId).Distinct().Order(StringComparer.Ordinal));
-        await EventsTestKit.EventuallyAsync(() => EventsTestKit.ReadGauge(server, "neraca.outbox.lag") == 0, "the lag gauge did not fall back to 0");
+        await Polling.Eventually(() => EventsTestKit.ReadGauge(server, "neraca.outbox.lag") == 0, "the lag gauge did not fall back to 0");
     }
 }

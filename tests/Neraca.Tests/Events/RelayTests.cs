@@ -36,7 +36,7 @@ public sealed class RelayTests
         var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 4);
         for (var batch = 0; batch < 4; batch++) await TransferLoad.TopUpsAsync(ledger, wallets, 50);
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count >= 20, "deliveries did not start");
+        await Polling.Eventually(() => receiver.Accepted.Count >= 20, "deliveries did not start");
         await KillAsync(first);
         var atKill = receiver.Accepted.Count;
 
@@ -48,8 +48,8 @@ public sealed class RelayTests
         Assert.Equal(5 + 210, events.Count); // 5 accounts, 210 transfers: one event each
         Assert.True(atKill < events.Count, "everything was delivered before the kill; the test proves nothing");
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count == events.Count,
-            $"only {receiver.Accepted.Count} of {events.Count} events were delivered", timeoutSeconds: 90);
+        await Polling.Eventually(() => receiver.Accepted.Count == events.Count,
+            $"only {receiver.Accepted.Count} of {events.Count} events were delivered", timeout: TimeSpan.FromSeconds(90));
         Assert.Equal(events.Select(e => e.Id).Order(StringComparer.Ordinal), receiver.Accepted.Order(StringComparer.Ordinal));
         Assert.Equal(0, await EventsTestKit.OutboxCountAsync(restarted));
 

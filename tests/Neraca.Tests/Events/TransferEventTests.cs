@@ -95,7 +95,7 @@ public sealed class TransferEventTests(PostgresEventsServerFixture fixture) : IC
         var committed = await ledger.TransferAsync("trf_committed", "doomed_bank", "doomed_wallet", 700);
         Assert.Equal(HttpStatusCode.Created, committed.Response.StatusCode);
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count == 1, "the committed transfer's event was not delivered");
+        await Polling.Eventually(() => receiver.Accepted.Count == 1, "the committed transfer's event was not delivered");
         var events = await TransferLoad.EventsAsync(Server, tenant.Id);
         Assert.DoesNotContain(events, e => e.Subject == "trf_rolled_back" || e.Payload.Contains("trf_rolled_back", StringComparison.Ordinal));
         var posted = Assert.Single(events, e => e.Type == EventTypes.TransferPosted);
@@ -115,7 +115,7 @@ public sealed class TransferEventTests(PostgresEventsServerFixture fixture) : IC
         var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 1);
         var transferId = (await TransferLoad.TopUpsAsync(ledger, wallets, 1))[0];
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Count == 1, "the transfer event was not accepted");
+        await Polling.Eventually(() => receiver.Accepted.Count == 1, "the transfer event was not accepted");
         var attempts = receiver.Requests.ToList();
         Assert.Equal(4, attempts.Count);
         Assert.Single(attempts.Select(a => a.EventId).Distinct());
@@ -140,12 +140,12 @@ public sealed class TransferEventTests(PostgresEventsServerFixture fixture) : IC
         var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 2);
         await TransferLoad.TopUpsAsync(ledger, wallets, 2);
 
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var dead = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?state=dead");
             return dead.Body!["data"]!.AsArray().Count == 2;
         }, "the transfer events did not reach the dead-letter queue");
-        await EventsTestKit.EventuallyAsync(() => EventsTestKit.ReadGauge(Server, "neraca.webhook.dead_letters") >= before + 2,
+        await Polling.Eventually(() => EventsTestKit.ReadGauge(Server, "neraca.webhook.dead_letters") >= before + 2,
             "the dead-letter gauge did not count them");
         Assert.Empty(receiver.Accepted);
     }

@@ -14,18 +14,31 @@ public abstract class EventsServerFixture(StoreKind kind) : IAsyncLifetime
 
     public NeracaServer Server => _server ?? throw new InvalidOperationException("fixture not started");
 
-    public async ValueTask InitializeAsync() =>
-        _server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(kind), EventsTestKit.FastWorkerArgs);
+    /// <summary>The server's clock: jump it forward instead of sleeping until a retry or timeout is due.</summary>
+    public TestClock Clock { get; } = new();
+
+    public async ValueTask InitializeAsync() => _server = await StartAsync(kind);
+
+    protected virtual async Task<NeracaServer> StartAsync(StoreKind store) =>
+        await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(store), Clock.Time, EventsTestKit.FastWorkerArgs);
 
     public async ValueTask DisposeAsync()
     {
         if (_server is not null) await _server.DisposeAsync();
+        Clock.Dispose();
     }
 }
 
 public sealed class PostgresEventsServerFixture() : EventsServerFixture(StoreKind.Postgres);
 
 public sealed class SqliteEventsServerFixture() : EventsServerFixture(StoreKind.Sqlite);
+
+/// <summary>PostgreSQL with the server connected as the application role (see <see cref="LeastPrivilege"/>).</summary>
+public sealed class PostgresAppRoleEventsServerFixture() : EventsServerFixture(StoreKind.Postgres)
+{
+    protected override async Task<NeracaServer> StartAsync(StoreKind store) =>
+        await NeracaServer.StartAsync((await LeastPrivilege.CreateMigratedDatabaseAsync()).App, Clock.Time, [.. LeastPrivilege.AppServerArgs, .. EventsTestKit.FastWorkerArgs]);
+}
 
 public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
 {
@@ -48,7 +61,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
 
         var eventId = (await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.TransferPosted, "trf_1")))[0];
 
-        await EventsTestKit.EventuallyAsync(() => receiver.Accepted.Contains(eventId), "the event was never accepted");
+        await Polling.Eventually(() => receiver.Accepted.Contains(eventId), "the event was never accepted");
         var requests = receiver.Requests.Where(r => r.EventId == eventId).ToList();
         Assert.Equal(4, requests.Count);
         var fourth = requests[3];
@@ -64,7 +77,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         Assert.Equal(EventTypes.TransferPosted, (string?)body["type"]);
         Assert.Equal("trf_1", (string?)body["data"]!["id"]);
 
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var list = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries");
             return (string?)list.Body!["data"]![0]!["state"] == "delivered";
@@ -88,24 +101,24 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
 
         var ids = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.TransferPosted, "trf_a"), (EventTypes.TransferVoided, "trf_b"));
 
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var dead = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?state=dead");
             return dead.Body!["data"]!.AsArray().Count == 2;
         }, "the deliveries did not reach the dead-letter queue");
         Assert.Equal(8, receiver.Requests.Count); // 4 attempts each, then no more
-        await EventsTestKit.EventuallyAsync(() => EventsTestKit.ReadGauge(Server, "neraca.webhook.dead_letters") >= 2,
+        await Polling.Eventually(() => EventsTestKit.ReadGauge(Server, "neraca.webhook.dead_letters") >= 2,
             "the dead-letter gauge did not show the dead letters");
 
         Volatile.Write(ref failing, false);
         var replay = await tenant.Http.PostJsonAsync($"/v1/webhooks/{webhookId}/dead-letters/replay", new { });
         Assert.Equal(HttpStatusCode.OK, replay.Response.StatusCode);
         Assert.Equal(2, (long)replay.Body!["replayed"]!);
-        await EventsTestKit.EventuallyAsync(() => ids.All(receiver.Accepted.Contains), "replayed dead letters were not delivered");
+        await Polling.Eventually(() => ids.All(receiver.Accepted.Contains), "replayed dead letters were not delivered");
 
         // A single delivery can be sent again on request, too.
         var delivered = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?state=delivered");
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             delivered = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?state=delivered");
             return delivered.Body!["data"]!.AsArray().Count == 2;
@@ -114,7 +127,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         var before = receiver.Requests.Count;
         var retry = await tenant.Http.PostJsonAsync($"/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry", new { });
         Assert.Equal(HttpStatusCode.Accepted, retry.Response.StatusCode);
-        await EventsTestKit.EventuallyAsync(() => receiver.Requests.Count > before, "the retried delivery was not sent");
+        await Polling.Eventually(() => receiver.Requests.Count > before, "the retried delivery was not sent");
         (await tenant.Http.PostJsonAsync($"/v1/webhooks/{webhookId}/deliveries/whd_nope/retry", new { })).AssertProblem(404, "delivery_not_found");
     }
 
@@ -130,7 +143,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         var ids = await EventsTestKit.AppendAsync(Server, tenant.Id,
             Enumerable.Range(0, 6).Select(i => (EventTypes.TransferPosted, i % 2 == 0 ? "acc_even" : "acc_odd")).ToArray());
 
-        await EventsTestKit.EventuallyAsync(() => ids.All(receiver.Accepted.Contains), "not every event was delivered");
+        await Polling.Eventually(() => ids.All(receiver.Accepted.Contains), "not every event was delivered");
         var accepted = receiver.Accepted.ToList();
         Assert.Equal(ids.Where((_, i) => i % 2 == 0), accepted.Where(id => ids.IndexOf(id) % 2 == 0));
         Assert.Equal(ids.Where((_, i) => i % 2 == 1), accepted.Where(id => ids.IndexOf(id) % 2 == 1));
@@ -151,18 +164,18 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         await EventsTestKit.AppendAsync(Server, tenant.Id,
             Enumerable.Range(0, needed + 1).Select(i => (EventTypes.TransferPosted, $"trf_{i}")).ToArray());
 
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var endpoint = await tenant.Http.GetJsonAsync($"/v1/webhooks/{failingId}");
             return (string?)endpoint.Body!["state"] == "disabled";
-        }, "the endpoint was not disabled", timeoutSeconds: 60);
-        await EventsTestKit.EventuallyAsync(() => !watcher.Accepted.IsEmpty, "the tenant was not told");
+        }, "the endpoint was not disabled", timeout: TimeSpan.FromSeconds(60));
+        await Polling.Eventually(() => !watcher.Accepted.IsEmpty, "the tenant was not told");
         var told = JsonNode.Parse(watcher.Requests.First().Body)!;
         Assert.Equal(EventTypes.WebhookEndpointDisabled, (string?)told["type"]);
         Assert.Equal(failingId, (string?)told["data"]!["id"]);
 
         // On PostgreSQL the feed serves an event once every older transaction in the cluster has ended: poll.
-        await EventsTestKit.EventuallyAsync(async () =>
+        await Polling.Eventually(async () =>
         {
             var feed = await tenant.Http.GetJsonAsync("/v1/events?type=webhook.endpoint.disabled");
             return feed.Body!["data"]!.AsArray().Count == 1;

@@ -24,11 +24,19 @@ public sealed class NeracaServer : IAsyncDisposable
     public Uri BaseAddress { get; }
     public IServiceProvider Services => App.Services;
 
-    public static async Task<NeracaServer> StartAsync(string database, params string[] extraArgs)
+    public static Task<NeracaServer> StartAsync(string database, params string[] extraArgs) => StartAsync(database, time: null, extraArgs);
+
+    /// <summary>A server whose every clock reading and timer comes from <paramref name="time"/> (a
+    /// <c>FakeTimeProvider</c>: advance it instead of sleeping).</summary>
+    public static async Task<NeracaServer> StartAsync(string database, TimeProvider? time, params string[] extraArgs)
     {
         string[] args = ["--database", database, "--urls", "http://127.0.0.1:0", "--bootstrap-api-key", BootstrapKey,
             "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning", .. extraArgs];
-        var app = NeracaApp.Create(args);
+        WebApplication app;
+        using (time is null ? null : ServiceOverrides.Clock(time))
+            app = NeracaApp.Create(args);
+        if (time is not null && !ReferenceEquals(app.Services.GetRequiredService<TimeProvider>(), time))
+            throw new InvalidOperationException("the server did not take the test's TimeProvider");
         await app.Services.GetRequiredService<StorageStartup>().PrepareAsync(CancellationToken.None);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -76,18 +84,44 @@ public static class TestStores
 public abstract class ServerFixture(StoreKind kind) : IAsyncLifetime
 {
     NeracaServer? _server;
+    string? _adminDatabase;
 
     public StoreKind Kind { get; } = kind;
     public NeracaServer Server => _server ?? throw new InvalidOperationException("fixture not started");
 
-    public async ValueTask InitializeAsync() => _server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(Kind));
+    /// <summary>The server's clock: jump it forward instead of sleeping until a timeout passes.</summary>
+    public TestClock Clock { get; } = new();
+
+    /// <summary>The server's database with every right (the server's own setting, unless it connects with fewer):
+    /// for tests that play an attacker or an operator.</summary>
+    public string AdminDatabase => _adminDatabase ?? throw new InvalidOperationException("fixture not started");
+
+    public async ValueTask InitializeAsync() => (_server, _adminDatabase) = await StartAsync();
+
+    protected virtual async Task<(NeracaServer Server, string AdminDatabase)> StartAsync()
+    {
+        var database = await TestStores.NewDatabaseAsync(Kind);
+        return (await NeracaServer.StartAsync(database, Clock.Time), database);
+    }
 
     public async ValueTask DisposeAsync()
     {
         if (_server is not null) await _server.DisposeAsync();
+        Clock.Dispose();
     }
 }
 
 public sealed class SqliteServerFixture() : ServerFixture(StoreKind.Sqlite);
 
 public sealed class PostgresServerFixture() : ServerFixture(StoreKind.Postgres);
+
+/// <summary>PostgreSQL with the server connected as the application role of <c>deploy/postgres-roles.sql</c>,
+/// migrations run as the owner.</summary>
+public sealed class PostgresAppRoleServerFixture() : ServerFixture(StoreKind.Postgres)
+{
+    protected override async Task<(NeracaServer Server, string AdminDatabase)> StartAsync()
+    {
+        var database = await LeastPrivilege.CreateMigratedDatabaseAsync();
+        return (await NeracaServer.StartAsync(database.App, Clock.Time, LeastPrivilege.AppServerArgs), database.Admin);
+    }
+}

@@ -21,6 +21,9 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The <c>psql</c> of the same installation, for running scripts as an operator would.</summary>
+    public string Psql => Path.Combine(_binDir, "psql");
+
     public static Task<PostgresServer> SharedAsync() => Instance.Value;
 
     /// <summary>Stops the shared server if it was started (called once when the test assembly ends).</summary>
@@ -30,8 +33,8 @@ public sealed class PostgresServer : IAsyncDisposable
             await (await Instance.Value).DisposeAsync();
     }
 
-    public string ConnectionString(string database) =>
-        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = Port, Username = "postgres", Database = database, Pooling = true }.ConnectionString;
+    public string ConnectionString(string database, string user = "postgres") =>
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = Port, Username = user, Database = database, Pooling = true }.ConnectionString;
 
     /// <summary>A new, empty database; its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix = "t")

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 
 namespace Neraca.Tests.Infrastructure;
 
@@ -92,22 +91,9 @@ public sealed class RabbitMqServer : IAsyncDisposable
 
     async Task WaitForPortAsync(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"rabbitmq-server exited with {_process.ExitCode}; see {_dir}/log");
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync("127.0.0.1", Port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(250);
-            }
-        }
-        throw new TimeoutException($"RabbitMQ did not open port {Port} in {timeout}; see {_dir}/log");
+        await Polling.Eventually(async () => _process.HasExited || await ProcessRunner.AcceptsAsync(Port), $"RabbitMQ opens port {Port} (see {_dir}/log)",
+            timeout, TimeSpan.FromMilliseconds(250));
+        if (_process.HasExited) throw new InvalidOperationException($"rabbitmq-server exited with {_process.ExitCode}; see {_dir}/log");
     }
 
     Task<string> CtlAsync(params string[] args) =>

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 
 namespace Neraca.Tests.Infrastructure;
 
@@ -59,20 +58,9 @@ public sealed class RedisServer : IAsyncDisposable
         _process.ErrorDataReceived += (_, _) => { };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (true)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync("127.0.0.1", Port);
-                return;
-            }
-            catch (SocketException) when (DateTime.UtcNow < deadline && !_process.HasExited)
-            {
-                await Task.Delay(50);
-            }
-        }
+        await Polling.Eventually(async () => _process.HasExited || await ProcessRunner.AcceptsAsync(Port), $"redis-server opens port {Port}",
+            TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50));
+        if (_process.HasExited) throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}");
     }
 
     /// <summary>Kills the server at once (SIGKILL), as a crash would.</summary>

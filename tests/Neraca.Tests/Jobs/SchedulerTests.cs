@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
 using Neraca.Jobs;
 using Neraca.Storage;
+using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Jobs;
 
@@ -144,19 +145,16 @@ public sealed class SchedulerTests
 
     static async Task WaitForTicksAsync(List<Replica> replicas, List<long> before)
     {
-        // Bounded: a scheduler that was between its tick and its timer when time moved catches up at the next step.
-        var deadline = DateTime.UtcNow.AddSeconds(2);
-        while (DateTime.UtcNow < deadline && replicas.Where((r, i) => r.Scheduler.Ticks <= before[i]).Any())
-            await Task.Delay(5);
-    }
-
-    static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (!await condition())
+        // Bounded, not required: a scheduler that was between its tick and its timer when time moved catches up at the next step.
+        try
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
-            await Task.Delay(20);
+            await Polling.Eventually(() => !replicas.Where((r, i) => r.Scheduler.Ticks <= before[i]).Any(), "every scheduler ticks",
+                timeout: TimeSpan.FromSeconds(2), interval: TimeSpan.FromMilliseconds(5));
+        }
+        catch (TimeoutException)
+        {
         }
     }
+
+    static Task WaitUntilAsync(Func<Task<bool>> condition) => Polling.Eventually(condition, "the schedulers record their slots", Wait);
 }

@@ -274,13 +274,9 @@ public abstract class LedgerContract(ServerFixture fixture)
         var (_, l) = await FundedAsync(aliceFunds: 1_000);
         await l.TransferAsync("short", "alice", "bob", 700, new { pending = true, timeout_seconds = 1 });
         Assert.Equal(300, (long)(await l.BalanceAsync("alice"))["available"]!);
-        string? status = null;
-        for (var i = 0; i < 50 && status != "expired"; i++)
-        {
-            await Task.Delay(200);
-            status = (string?)(await l.Http.GetJsonAsync("/v1/transfers/short")).Body!["status"];
-        }
-        Assert.Equal("expired", status);
+        fixture.Clock.Jump(TimeSpan.FromSeconds(2)); // past the timeout: the worker's sweep comes due at once
+        await Polling.Eventually(async () => (string?)(await l.Http.GetJsonAsync("/v1/transfers/short")).Body!["status"],
+            status => status == "expired", "the sweep expires the pending transfer");
         Assert.Equal(1_000, (long)(await l.BalanceAsync("alice"))["available"]!);
         (await l.Http.PostJsonAsync("/v1/transfers/short/post", new { })).AssertProblem(422, "pending_transfer_expired");
     }
@@ -392,8 +388,8 @@ public abstract class LedgerContract(ServerFixture fixture)
     {
         var (_, l) = await FundedAsync(aliceFunds: 1_000);
         await l.TransferAsync("e1", "alice", "bob", 100);
-        var mid = DateTimeOffset.UtcNow;
-        await Task.Delay(20);
+        var mid = fixture.Clock.UtcNow;
+        fixture.Clock.Jump(TimeSpan.FromMilliseconds(20));
         await l.TransferAsync("e2", "alice", "bob", 50, new { effective_at = "2020-01-01T00:00:00Z" });
         var entries = await l.Http.GetJsonAsync("/v1/accounts/alice/entries");
         var data = entries.Body!["data"]!.AsArray();
@@ -435,7 +431,7 @@ public abstract class LedgerContract(ServerFixture fixture)
         await Conservation.AssertAsync(Server, tenant.Id);
         Assert.True((bool)(await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!["verified"]!);
 
-        var database = Server.Services.GetRequiredService<Database>();
+        await using var database = Database.Create(fixture.AdminDatabase, "unused"); // the server's role may not do this at all
         await using (var c = await database.OpenAsync(CancellationToken.None))
             await TamperAsync(c, database.Kind, "UPDATE transfer_resolutions SET debit_balance_after = 751 WHERE tenant_id = @t AND transfer_id = 'hold'", tenant.Id);
         var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
@@ -499,7 +495,9 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.True((bool)audit["verified"]!, audit.ToJsonString());
         Assert.Equal(2L, (long)audit["links"]!);
 
-        await TamperAsync(c, database.Kind, "UPDATE entries_v1 SET balance_after = 501 WHERE tenant_id = @t AND transfer_id = 'old' AND direction = 2", tenant.Id);
+        await using (var admin = Database.Create(fixture.AdminDatabase, "unused"))
+        await using (var ac = await admin.OpenAsync(CancellationToken.None))
+            await TamperAsync(ac, admin.Kind, "UPDATE entries_v1 SET balance_after = 501 WHERE tenant_id = @t AND transfer_id = 'old' AND direction = 2", tenant.Id);
         audit = (await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!;
         Assert.False((bool)audit["verified"]!);
         Assert.Equal(1L, (long)audit["first_bad_link"]!);
@@ -579,12 +577,8 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.Equal(["account.created", "account.created", "account.created", "transfer.posted", "transfer.posted", "transfer.pending", "transfer.voided"], types);
         // Each event was queued in the outbox by its posting transaction; the worker's relay (docs/events.md) deletes
         // the rows once relayed, so what remains is at most the events, and soon none.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        long queued;
-        while ((queued = await c.ExecuteScalarAsync<long>("SELECT count(*) FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE e.tenant_id = @t", new { t = tenant.Id })) > 0
-               && DateTime.UtcNow < deadline)
-            await Task.Delay(50);
-        Assert.Equal(0, queued);
+        await Polling.Eventually(() => c.ExecuteScalarAsync<long>("SELECT count(*) FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE e.tenant_id = @t",
+            new { t = tenant.Id }), queued => queued == 0, "the relay empties the tenant's outbox");
     }
 
     [Fact]
@@ -613,7 +607,7 @@ public abstract class LedgerContract(ServerFixture fixture)
         await l.TransferAsync("t3", "alice", "bob", 20);          // link 3
         Assert.True((bool)(await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit")).Body!["verified"]!);
 
-        var database = Server.Services.GetRequiredService<Database>();
+        await using var database = Database.Create(fixture.AdminDatabase, "unused"); // the server's role may not do this at all
         await using (var c = await database.OpenAsync(CancellationToken.None))
             await TamperAsync(c, database.Kind, "UPDATE transfers SET credit_balance_after = credit_balance_after + 1 WHERE tenant_id = @t AND id = 't2'", tenant.Id);
         var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
@@ -626,7 +620,7 @@ public abstract class LedgerContract(ServerFixture fixture)
     {
         var (tenant, l) = await FundedAsync(aliceFunds: 1_000);
         await l.TransferAsync("t2", "alice", "bob", 10, new { description = "rent" });
-        var database = Server.Services.GetRequiredService<Database>();
+        await using var database = Database.Create(fixture.AdminDatabase, "unused");
         await using (var c = await database.OpenAsync(CancellationToken.None))
             await TamperAsync(c, database.Kind, "UPDATE transfers SET description = 'gift' WHERE tenant_id = @t AND id = 't2'", tenant.Id);
         var audit = await l.Http.GetJsonAsync("/v1/ledgers/wallets/audit");
