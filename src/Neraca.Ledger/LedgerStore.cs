@@ -3,6 +3,7 @@ using System.Text;
 using Dapper;
 using Microsoft.Extensions.Caching.Memory;
 using Neraca.Caching;
+using Neraca.Events;
 using Neraca.Storage;
 
 namespace Neraca.Ledger;
@@ -110,7 +111,7 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
                 VALUES (@tenantId, @Id, @LedgerId, @nb, @Code, @Name, @flags, @OverdraftLimit, @Metadata, @CreatedAtUs)
                 """, new { tenantId, wanted.Id, wanted.LedgerId, nb = (int)wanted.NormalBalance, wanted.Code, wanted.Name, flags = (int)wanted.Flags, wanted.OverdraftLimit, wanted.Metadata, wanted.CreatedAtUs },
                 tx, cancellationToken: ct));
-            await InsertEventAsync(connection, tx, tenantId, wanted.LedgerId, "account.created", wanted.Id, eventPayload, wanted.CreatedAtUs, ct);
+            await EventLog.AppendAsync(connection, tx, tenantId, wanted.LedgerId, new NewEvent(LedgerEventTypes.AccountCreated, wanted.Id, eventPayload), wanted.CreatedAtUs, ct);
             await tx.CommitAsync(ct);
             _definitions.Set(("account-ledger", tenantId, wanted.Id), wanted.LedgerId, new MemoryCacheEntryOptions { Size = 1 });
             return (CreateOutcome.Created, wanted);
@@ -123,13 +124,6 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
             return (same ? CreateOutcome.Replayed : CreateOutcome.Conflict, existing);
         }
     }
-
-    internal static Task InsertEventAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId, string type, string subject,
-        string payload, long atUs, CancellationToken ct, string? id = null) =>
-        connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us) VALUES (@id, @tenantId, @ledgerId, @type, @subject, @payload, @atUs);
-            INSERT INTO outbox (event_seq) SELECT seq FROM events WHERE id = @id;
-            """, new { id = id ?? "evt_" + Ids.NewUlid(), tenantId, ledgerId, type, subject, payload, atUs }, tx, cancellationToken: ct));
 
     /// <summary>The account with its current balance: from the cache, else the primary. Never older than a transfer
     /// acknowledged before the call (the posting pipeline retires the entry before acknowledging). Do not mutate it.</summary>

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Neraca.Events;
 
 namespace Neraca.Ledger;
 
@@ -27,7 +27,7 @@ internal sealed class BatchWrites
     public List<ResolutionRow> Resolutions { get; } = [];
     public List<EntryRow> Entries { get; } = [];
     /// <summary>(type, transfer) in posting order; payloads are rendered by the writer.</summary>
-    public List<(string Type, TransferRecord Transfer)> Events { get; } = [];
+    public List<(EventType Type, TransferRecord Transfer)> Events { get; } = [];
     public HashSet<string> ChangedAccounts { get; } = new(StringComparer.Ordinal);
     public bool IsEmpty => Transfers.Count == 0 && Resolutions.Count == 0;
 }
@@ -161,7 +161,7 @@ internal sealed class PostingEngine
         }
         _state.Transfers[transfer.Id] = transfer;
         _writes.Transfers.Add(transfer);
-        _writes.Events.Add((op.Pending ? "transfer.pending" : "transfer.posted", transfer));
+        _writes.Events.Add((op.Pending ? LedgerEventTypes.TransferPending : LedgerEventTypes.TransferPosted, transfer));
         return new OpResult(OpStatus.Created, Transfer: transfer);
     }
 
@@ -244,11 +244,13 @@ internal sealed class PostingEngine
         _writes.Resolutions.Add(new ResolutionRow(pending.Id, seq, kind, amount, _nowUs));
         _writes.Events.Add((kind switch
         {
-            ResolutionKind.Posted => "transfer.posted",
-            ResolutionKind.Voided => "transfer.voided",
-            _ => "transfer.expired",
+            ResolutionKind.Posted => LedgerEventTypes.TransferPosted,
+            ResolutionKind.Voided => LedgerEventTypes.TransferVoided,
+            _ => LedgerEventTypes.TransferExpired,
         }, resolved));
-        Debug.Assert(debit.DebitsPending >= 0 && credit.CreditsPending >= 0);
+        // Guards money: a release build must stop here too (Debug.Assert would not).
+        if (debit.DebitsPending < 0 || credit.CreditsPending < 0)
+            throw new InvalidOperationException($"Resolving '{pending.Id}' left a negative pending balance.");
         return new OpResult(OpStatus.Created, Transfer: resolved);
     }
 

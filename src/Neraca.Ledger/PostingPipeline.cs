@@ -1,3 +1,4 @@
+using Neraca.Events;
 using Neraca.Hosting;
 using System.Collections.Concurrent;
 using System.Data.Common;
@@ -58,12 +59,28 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
     public async Task<OpResult[]> SubmitAsync(string tenantId, LedgerRecord ledger, IReadOnlyList<PostingOp> ops, CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
+        foreach (var op in ops) AssertPreconditions(op);
         var queue = _queues.GetOrAdd((tenantId, ledger.Id), _ => StartQueue(ledger));
         var request = new Request(tenantId, ops, Activity.Current?.Context ?? default);
         if (!queue.Channel.Writer.TryWrite(request))
             throw new OverloadedException($"More than {_options.QueueRequestsMax} requests are waiting for ledger '{ledger.Code}'.");
         // The caller may give up waiting; the batch still commits (or not) as a whole, and the transfer id makes a retry safe.
         return await request.Done.Task.WaitAsync(ct);
+    }
+
+    /// <summary>What every operation must satisfy before it may join a group commit, whoever submits it: an operation
+    /// that breaks one is the caller's bug and fails alone, here, instead of failing the batch it would have joined.</summary>
+    static void AssertPreconditions(PostingOp op)
+    {
+        if (op.Rejected is not null) return;
+        if (string.IsNullOrEmpty(op.TransferId) || string.IsNullOrEmpty(op.DebitAccountId) || string.IsNullOrEmpty(op.CreditAccountId))
+            throw new ArgumentException("A posting operation needs its transfer id and both account ids.", nameof(op));
+        if (op.DebitAccountId == op.CreditAccountId)
+            throw new ArgumentException($"Transfer '{op.TransferId}': debit and credit accounts must differ.", nameof(op));
+        if (op.Kind == OpKind.Create && op.Amount < 1)
+            throw new ArgumentException($"Transfer '{op.TransferId}': amount must be at least 1 (got {op.Amount}).", nameof(op));
+        if (op.Kind == OpKind.Post && op.Amount < 0)
+            throw new ArgumentException($"Transfer '{op.TransferId}': a posted amount is 0 (all) or more.", nameof(op));
     }
 
     LedgerQueue StartQueue(LedgerRecord ledger)
@@ -112,20 +129,17 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
         for (var attempt = 0; ; attempt++)
         {
             var started = Stopwatch.GetTimestamp();
+            OpResult[][] results;
+            BatchWrites writes;
             try
             {
-                var (results, writes) = await CommitAsync(tenantId, ledger, batch, accountIds, transferIds, reverseTargets);
-                _metrics.BatchCommitted(opCount, Stopwatch.GetElapsedTime(started).TotalSeconds, results);
-                // Read-your-writes across replicas: retire cached balances and history of the changed accounts
-                // before any caller is acknowledged (see CacheVersions).
-                if (writes.ChangedAccounts.Count > 0) await _cache.InvalidateAsync(writes.ChangedAccounts.Select(a => CacheScopes.Account(tenantId, a)));
-                for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
-                return;
+                (results, writes) = await CommitAsync(tenantId, ledger, batch, accountIds, transferIds, reverseTargets);
             }
             catch (DbException e) when (Database.IsTransient(e) && attempt < _options.RetriesMax)
             {
                 LogRetry(_logger, ledger.Code, attempt + 1, e.Message);
-                await Task.Delay(Random.Shared.Next(1, 5 << Math.Min(attempt, 6)));
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(1, 5 << Math.Min(attempt, 6))), _clock);
+                continue;
             }
             catch (Exception e)
             {
@@ -135,6 +149,20 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
                 foreach (var r in batch) r.Done.TrySetException(e);
                 return;
             }
+            // Committed. Nothing below may report the batch as failed: a metric or cache error is logged, never thrown.
+            try
+            {
+                _metrics.BatchCommitted(opCount, Stopwatch.GetElapsedTime(started).TotalSeconds, results);
+                // Read-your-writes across replicas: retire cached balances and history of the changed accounts
+                // before any caller is acknowledged (see CacheVersions).
+                if (writes.ChangedAccounts.Count > 0) await _cache.InvalidateAsync(writes.ChangedAccounts.Select(a => CacheScopes.Account(tenantId, a)));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                LogAfterCommitFailed(_logger, e, ledger.Code);
+            }
+            for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(results[i]);
+            return;
         }
     }
 
@@ -162,7 +190,7 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
         var canonical = AuditChain.Canonical(writes.Transfers, writes.Resolutions, writes.Entries);
         var link = new ChainLinkRow(linkNo, headBefore, AuditChain.Link(headBefore, canonical), firstSeq, state.LastSeq, nowUs);
         var events = writes.Events
-            .Select(e => new EventRow("evt_" + Ids.NewUlid(), e.Type, e.Transfer.Id, LedgerJson.Serialize(LedgerJson.ToResponse(e.Transfer, ledger.Code))))
+            .Select(e => new NewEvent(e.Type, e.Transfer.Id, LedgerJson.Serialize(LedgerJson.ToResponse(e.Transfer, ledger.Code))))
             .ToList();
         await _store.WriteAsync(connection, tx, state, writes, link, events, nowUs, CancellationToken.None);
         await tx.CommitAsync(CancellationToken.None);
@@ -207,6 +235,9 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
 
     [LoggerMessage(1, LogLevel.Debug, "Retrying batch of ledger {Ledger} (attempt {Attempt}): {Reason}")]
     static partial void LogRetry(ILogger logger, string ledger, int attempt, string reason);
+
+    [LoggerMessage(3, LogLevel.Error, "Batch on ledger {Ledger} committed, but its metrics or cache retirement failed; callers get their results")]
+    static partial void LogAfterCommitFailed(ILogger logger, Exception e, string ledger);
 
     [LoggerMessage(2, LogLevel.Error, "Batch of {Requests} requests on ledger {Ledger} failed and was rolled back")]
     static partial void LogBatchFailed(ILogger logger, Exception e, string ledger, int requests);

@@ -1,3 +1,4 @@
+using Neraca.Events;
 using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -5,7 +6,6 @@ using Npgsql;
 
 namespace Neraca.Ledger;
 
-internal sealed record EventRow(string Id, string Type, string Subject, string Payload);
 
 internal sealed record ChainLinkRow(long Link, byte[] PrevHash, byte[] Hash, long FirstSeq, long LastSeq, long CommittedAtUs);
 
@@ -18,7 +18,7 @@ internal abstract class PostingStore
         string[] accountIds, string[] transferIds, string[] reverseTargets, CancellationToken ct);
 
     public abstract Task WriteAsync(DbConnection connection, DbTransaction tx, BatchState state, BatchWrites writes,
-        ChainLinkRow link, IReadOnlyList<EventRow> events, long nowUs, CancellationToken ct);
+        ChainLinkRow link, IReadOnlyList<NewEvent> events, long nowUs, CancellationToken ct);
 
     protected const string HeadSql = "SELECT last_link, head, last_seq FROM ledger_heads WHERE tenant_id = @t AND ledger_id = @l";
 
@@ -159,7 +159,7 @@ internal sealed class PostgresPostingStore : PostingStore
     }
 
     public override async Task WriteAsync(DbConnection connection, DbTransaction tx, BatchState state, BatchWrites writes,
-        ChainLinkRow link, IReadOnlyList<EventRow> events, long nowUs, CancellationToken ct)
+        ChainLinkRow link, IReadOnlyList<NewEvent> events, long nowUs, CancellationToken ct)
     {
         var tenant = state.TenantId;
         var ledger = state.Ledger.Id;
@@ -221,16 +221,7 @@ internal sealed class PostgresPostingStore : PostingStore
             WHERE a.tenant_id = $1 AND a.id = u.id
             """, tenant, accounts.Select(x => x.Id).ToArray(), accounts.Select(x => x.DebitsPosted).ToArray(), accounts.Select(x => x.CreditsPosted).ToArray(),
             accounts.Select(x => x.DebitsPending).ToArray(), accounts.Select(x => x.CreditsPending).ToArray(), accounts.Select(x => x.EntryCount).ToArray()));
-        batch.BatchCommands.Add(Command("""
-            WITH e AS (
-                INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
-                SELECT u.id, $1, $2, u.type, u.subject, u.payload, $3
-                FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(id, type, subject, payload, ord)
-                ORDER BY u.ord
-                RETURNING seq)
-            INSERT INTO outbox (event_seq) SELECT seq FROM e
-            """, tenant, ledger, nowUs, events.Select(x => x.Id).ToArray(), events.Select(x => x.Type).ToArray(),
-            events.Select(x => x.Subject).ToArray(), events.Select(x => x.Payload).ToArray()));
+        if (events.Count > 0) batch.BatchCommands.Add(EventLog.PostgresAppendCommand(tenant, ledger, events, nowUs));
         batch.BatchCommands.Add(Command("""
             INSERT INTO chain_links (tenant_id, ledger_id, link, prev_hash, hash, first_seq, last_seq, committed_at_us)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -271,7 +262,7 @@ internal sealed class SqlitePostingStore : PostingStore
     }
 
     public override async Task WriteAsync(DbConnection connection, DbTransaction tx, BatchState state, BatchWrites writes,
-        ChainLinkRow link, IReadOnlyList<EventRow> events, long nowUs, CancellationToken ct)
+        ChainLinkRow link, IReadOnlyList<NewEvent> events, long nowUs, CancellationToken ct)
     {
         var common = new { t = state.TenantId, l = state.Ledger.Id, link = link.Link, now = nowUs };
         // A posting's two entries go on the row that causes them (see migration 0104): no entries rows of their own.
@@ -316,8 +307,7 @@ internal sealed class SqlitePostingStore : PostingStore
                        credits_pending = @CreditsPending, entry_count = @EntryCount WHERE tenant_id = @t AND id = @Id
                 """, new { common.t, a.Id, a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending, a.EntryCount }, tx, cancellationToken: ct));
         }
-        foreach (var ev in events)
-            await LedgerStore.InsertEventAsync(connection, tx, state.TenantId, state.Ledger.Id, ev.Type, ev.Subject, ev.Payload, nowUs, ct, ev.Id);
+        await EventLog.AppendAsync(connection, tx, state.TenantId, state.Ledger.Id, events, nowUs, ct);
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO chain_links (tenant_id, ledger_id, link, prev_hash, hash, first_seq, last_seq, committed_at_us)
             VALUES (@t, @l, @Link, @PrevHash, @Hash, @FirstSeq, @LastSeq, @CommittedAtUs);

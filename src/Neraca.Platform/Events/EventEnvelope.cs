@@ -36,15 +36,27 @@ public sealed record EventEnvelope(string Id, string Type, string Subject, strin
     }
 }
 
-/// <summary>Event types Neraca emits. Persisted and published: never rename one.</summary>
+/// <summary>The name of an event type: lower-case dot-separated words. Each capability declares the types it emits
+/// (<c>LedgerEventTypes</c>, <see cref="EventTypes"/> for the platform's own); names are persisted and published, so
+/// one is never renamed (golden tests freeze them).</summary>
+public readonly record struct EventType
+{
+    public EventType(string name)
+    {
+        if (!EventTypes.IsValidPattern(name) || name.Contains('*', StringComparison.Ordinal))
+            throw new ArgumentException($"'{name}' is not an event type name (lower-case dot-separated words).", nameof(name));
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public override string ToString() => Name;
+}
+
+/// <summary>The platform's own event types, and the rules for type names and subscription patterns.</summary>
 public static class EventTypes
 {
-    public const string TransferPosted = "transfer.posted";
-    public const string TransferPending = "transfer.pending";
-    public const string TransferVoided = "transfer.voided";
-    public const string TransferExpired = "transfer.expired";
-    public const string AccountCreated = "account.created";
-    public const string WebhookEndpointDisabled = "webhook.endpoint.disabled";
+    public static readonly EventType WebhookEndpointDisabled = new("webhook.endpoint.disabled");
 
     /// <summary>A type or a pattern: lower-case dot-separated words, optionally ending in <c>.*</c>, or <c>*</c>.</summary>
     public static bool IsValidPattern(string? pattern)
@@ -64,21 +76,55 @@ public static class EventTypes
         || (pattern.EndsWith(".*", StringComparison.Ordinal) && type.StartsWith(pattern.AsSpan(0, pattern.Length - 1), StringComparison.Ordinal));
 }
 
-/// <summary>Appends an event and its outbox row in the caller's transaction: what the ledger does for money
-/// movements, and what webhooks do to tell a tenant an endpoint was disabled.</summary>
+/// <summary>An event to append: its type, what it is about, and its JSON payload (the <c>data</c> consumers receive).</summary>
+public sealed record NewEvent(EventType Type, string Subject, string Payload);
+
+/// <summary>The one way any capability appends events: an event row and its outbox row, in the caller's transaction,
+/// so an event exists exactly when what it tells of committed.</summary>
 public static class EventLog
 {
-    public static async Task<long> AppendAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId,
-        string type, string subject, string payload, long createdAtUs, CancellationToken ct)
+    const string InsertOne = """
+        INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
+        VALUES (@id, @tenantId, @ledgerId, @type, @subject, @payload, @createdAtUs)
+        RETURNING seq
+        """;
+
+    /// <summary>Appends the events in order (both stores) and returns their sequence numbers.</summary>
+    public static async Task<IReadOnlyList<long>> AppendAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId,
+        IReadOnlyList<NewEvent> events, long createdAtUs, CancellationToken ct)
     {
-        const string insertEvent = """
-            INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
-            VALUES (@id, @tenantId, @ledgerId, @type, @subject, @payload, @createdAtUs)
-            RETURNING seq
-            """;
-        var seq = await connection.ExecuteScalarAsync<long>(new CommandDefinition(insertEvent,
-            new { id = "evt_" + Ids.NewUlid(), tenantId, ledgerId, type, subject, payload, createdAtUs }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("INSERT INTO outbox (event_seq) VALUES (@seq)", new { seq }, tx, cancellationToken: ct));
-        return seq;
+        var seqs = new List<long>(events.Count);
+        foreach (var e in events)
+        {
+            var seq = await connection.ExecuteScalarAsync<long>(new CommandDefinition(InsertOne,
+                new { id = NewId(), tenantId, ledgerId, type = e.Type.Name, subject = e.Subject, payload = e.Payload, createdAtUs }, tx, cancellationToken: ct));
+            await connection.ExecuteAsync(new CommandDefinition("INSERT INTO outbox (event_seq) VALUES (@seq)", new { seq }, tx, cancellationToken: ct));
+            seqs.Add(seq);
+        }
+        return seqs;
     }
+
+    public static async Task<long> AppendAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId, NewEvent e, long createdAtUs,
+        CancellationToken ct) => (await AppendAsync(connection, tx, tenantId, ledgerId, [e], createdAtUs, ct))[0];
+
+    /// <summary>The same append as one set-based PostgreSQL statement, for a caller that sends its whole transaction as
+    /// one <see cref="Npgsql.NpgsqlBatch"/> (the ledger's posting path). Events get their sequence numbers in list order.</summary>
+    public static Npgsql.NpgsqlBatchCommand PostgresAppendCommand(string tenantId, string? ledgerId, IReadOnlyList<NewEvent> events, long createdAtUs)
+    {
+        var command = new Npgsql.NpgsqlBatchCommand("""
+            WITH e AS (
+                INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
+                SELECT u.id, $1, $2, u.type, u.subject, u.payload, $3
+                FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(id, type, subject, payload, ord)
+                ORDER BY u.ord
+                RETURNING seq)
+            INSERT INTO outbox (event_seq) SELECT seq FROM e
+            """);
+        object?[] values = [tenantId, (object?)ledgerId ?? DBNull.Value, createdAtUs, events.Select(_ => NewId()).ToArray(),
+            events.Select(x => x.Type.Name).ToArray(), events.Select(x => x.Subject).ToArray(), events.Select(x => x.Payload).ToArray()];
+        foreach (var v in values) command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
+        return command;
+    }
+
+    static string NewId() => "evt_" + Ids.NewUlid();
 }

@@ -307,8 +307,8 @@ public sealed partial class WebhookDispatcher
             UPDATE webhook_deliveries SET state = 3, dead_at_us = @now, last_error = 'endpoint disabled', lease_until_us = 0, lease_token = NULL
             WHERE tenant_id = @tenantId AND endpoint_id = @endpointId AND state = 1
             """, new { tenantId = job.TenantId, endpointId = job.EndpointId, now }, tx, cancellationToken: ct));
-        await EventLog.AppendAsync(connection, tx, job.TenantId, null, EventTypes.WebhookEndpointDisabled, job.EndpointId,
-            WebhookStore.DisabledPayload(job.EndpointId, job.Url, (int)failures, reason, now), now, ct);
+        await EventLog.AppendAsync(connection, tx, job.TenantId, null, new NewEvent(EventTypes.WebhookEndpointDisabled, job.EndpointId,
+            WebhookStore.DisabledPayload(job.EndpointId, job.Url, (int)failures, reason, now)), now, ct);
         _signals.Outbox.Pulse();
         LogEndpointDisabled(_logger, job.EndpointId, job.TenantId, failures);
     }

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
-using Neraca.Events;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 using Npgsql;
@@ -50,15 +50,15 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
         var tenant = await Server.NewTenantAsync();
         var other = await Server.NewTenantAsync();
         var ids = await EventsTestKit.AppendAsync(Server, tenant.Id,
-            (EventTypes.AccountCreated, "acc_1"), (EventTypes.TransferPending, "trf_1"), (EventTypes.TransferPosted, "trf_1"),
-            (EventTypes.TransferVoided, "trf_2"), (EventTypes.TransferPosted, "trf_3"));
-        await EventsTestKit.AppendAsync(Server, other.Id, (EventTypes.AccountCreated, "acc_x"));
+            (LedgerEventTypes.AccountCreated.Name, "acc_1"), (LedgerEventTypes.TransferPending.Name, "trf_1"), (LedgerEventTypes.TransferPosted.Name, "trf_1"),
+            (LedgerEventTypes.TransferVoided.Name, "trf_2"), (LedgerEventTypes.TransferPosted.Name, "trf_3"));
+        await EventsTestKit.AppendAsync(Server, other.Id, (LedgerEventTypes.AccountCreated.Name, "acc_x"));
 
         await ReadUntilAsync(tenant, null, ids.Count);
         var all = await ReadAllAsync(tenant);
         Assert.Equal(ids, all.Select(e => (string)e["id"]!));
         var first = all[0];
-        Assert.Equal(EventTypes.AccountCreated, (string?)first["type"]);
+        Assert.Equal(LedgerEventTypes.AccountCreated.Name, (string?)first["type"]);
         Assert.Equal("acc_1", (string?)first["subject"]);
         Assert.Equal("ldg_test", (string?)first["ledger_id"]);
         Assert.Equal("acc_1", (string?)first["data"]!["id"]);
@@ -72,13 +72,13 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
     public async Task Polling_with_the_last_cursor_returns_only_newer_events()
     {
         var tenant = await Server.NewTenantAsync();
-        var older = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_1"));
+        var older = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_1"));
         var (first, cursor) = await ReadUntilAsync(tenant, null, 1);
         Assert.Equal(older, first.Select(e => (string)e["id"]!));
         var empty = await tenant.Http.GetJsonAsync($"/v1/events?after={cursor}");
         Assert.Empty(empty.Body!["data"]!.AsArray());
 
-        var newer = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_2"));
+        var newer = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_2"));
         var (next, _) = await ReadUntilAsync(tenant, (string)empty.Body!["next_cursor"]!, 1);
         Assert.Equal(newer, next.Select(e => (string)e["id"]!));
     }
@@ -98,12 +98,12 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
     public async Task Stream_sends_events_as_server_sent_events_and_resumes_after_last_event_id()
     {
         var tenant = await Server.NewTenantAsync();
-        var ids = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_1"), (EventTypes.TransferPosted, "trf_1"));
+        var ids = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_1"), (LedgerEventTypes.TransferPosted.Name, "trf_1"));
 
         var (received, lastId) = await ReadStreamAsync(tenant, "/v1/events/stream?after=0", null, 2);
         Assert.Equal(ids, received.Select(e => (string)e["id"]!));
 
-        var later = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.TransferVoided, "trf_1"));
+        var later = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.TransferVoided.Name, "trf_1"));
         var (resumed, _) = await ReadStreamAsync(tenant, "/v1/events/stream", lastId, 1);
         Assert.Equal(later, resumed.Select(e => (string)e["id"]!));
     }
@@ -112,12 +112,12 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
     public async Task Stream_without_a_resume_point_starts_at_the_end_and_delivers_new_events()
     {
         var tenant = await Server.NewTenantAsync();
-        await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_old"));
+        await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_old"));
         await ReadUntilAsync(tenant, null, 1); // settled: the stream's starting point is past it
         List<string> fresh = [];
         // The stream takes its starting point before it sends its headers: append once they are here.
         var (received, _) = await ReadStreamAsync(tenant, "/v1/events/stream", null, 1,
-            opened: async () => fresh = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.AccountCreated, "acc_new")));
+            opened: async () => fresh = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_new")));
         Assert.Equal(fresh, received.Select(e => (string)e["id"]!));
     }
 

@@ -45,8 +45,8 @@ public static class EventsTestKit
         var ids = new List<string>();
         foreach (var (type, subject) in events)
         {
-            var seq = await EventLog.AppendAsync(connection, tx, tenantId, "ldg_test", type, subject,
-                new JsonObject { ["id"] = subject, ["n"] = ids.Count }.ToJsonString(), DbTime.ToMicros(DateTimeOffset.UtcNow), CancellationToken.None);
+            var seq = await EventLog.AppendAsync(connection, tx, tenantId, "ldg_test", new NewEvent(new EventType(type), subject,
+                new JsonObject { ["id"] = subject, ["n"] = ids.Count }.ToJsonString()), DbTime.ToMicros(DateTimeOffset.UtcNow), CancellationToken.None);
             ids.Add(await EventIdAsync(connection, tx, seq));
         }
         await tx.CommitAsync();

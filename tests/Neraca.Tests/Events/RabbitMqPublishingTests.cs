@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Neraca.Events;
+using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 using RabbitMQ.Client;
@@ -53,13 +53,13 @@ public sealed class RabbitMqPublishingTests
         var queue = await BindQueueAsync(rabbit, exchange);
         var tenant = await server.NewTenantAsync();
 
-        var ids = await EventsTestKit.AppendAsync(server, tenant.Id, (EventTypes.AccountCreated, "acc_1"), (EventTypes.TransferPosted, "trf_1"));
+        var ids = await EventsTestKit.AppendAsync(server, tenant.Id, (LedgerEventTypes.AccountCreated.Name, "acc_1"), (LedgerEventTypes.TransferPosted.Name, "trf_1"));
         await Polling.Eventually(async () => await EventsTestKit.OutboxCountAsync(server) == 0, "the outbox was not relayed");
 
         var messages = await DrainAsync(rabbit, queue);
         Assert.Equal(ids, messages.Select(m => m.MessageId));
-        Assert.Equal([EventTypes.AccountCreated, EventTypes.TransferPosted], messages.Select(m => m.RoutingKey));
-        Assert.Equal([EventTypes.AccountCreated, EventTypes.TransferPosted], messages.Select(m => m.Type));
+        Assert.Equal([LedgerEventTypes.AccountCreated.Name, LedgerEventTypes.TransferPosted.Name], messages.Select(m => m.RoutingKey));
+        Assert.Equal([LedgerEventTypes.AccountCreated.Name, LedgerEventTypes.TransferPosted.Name], messages.Select(m => m.Type));
         Assert.Equal("trf_1", (string?)messages[1].Body["data"]!["id"]);
         Assert.Equal(ids[1], (string?)messages[1].Body["id"]);
     }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using Neraca.Ledger;
 using Neraca.Events;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
@@ -55,7 +56,7 @@ public sealed class RelayTests
 
         // Per account, the deduplicating consumer saw the events touching it in commit order.
         var position = events.Select((e, i) => (e.Id, i)).ToDictionary(x => x.Id, x => x.i);
-        var touches = events.ToDictionary(e => e.Id, e => e.Type == EventTypes.AccountCreated
+        var touches = events.ToDictionary(e => e.Id, e => e.Type == LedgerEventTypes.AccountCreated.Name
             ? [e.Subject]
             : new[] { (string)JsonNode.Parse(e.Payload)!["debit_account"]!, (string)JsonNode.Parse(e.Payload)!["credit_account"]! });
         foreach (var account in wallets.Append("bank"))
@@ -79,7 +80,7 @@ public sealed class RelayTests
         var ids = new List<string>();
         for (var batch = 0; batch < 10; batch++)
             ids.AddRange(await EventsTestKit.AppendAsync(server, tenant.Id,
-                Enumerable.Range(0, 30).Select(i => (EventTypes.TransferPosted, $"acc_{i % 5}")).ToArray()));
+                Enumerable.Range(0, 30).Select(i => (LedgerEventTypes.TransferPosted.Name, $"acc_{i % 5}")).ToArray()));
 
         var relays = new[] { server, secondServer }.Select(s => s.Services.GetRequiredService<OutboxRelay>()).ToArray();
         var counts = await Task.WhenAll(relays.Select(r => Task.Run(async () =>

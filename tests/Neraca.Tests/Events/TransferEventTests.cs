@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
+using Neraca.Ledger;
 using Neraca.Events;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
@@ -98,7 +99,7 @@ public sealed class TransferEventTests(PostgresEventsServerFixture fixture) : IC
         await Polling.Eventually(() => receiver.Accepted.Count == 1, "the committed transfer's event was not delivered");
         var events = await TransferLoad.EventsAsync(Server, tenant.Id);
         Assert.DoesNotContain(events, e => e.Subject == "trf_rolled_back" || e.Payload.Contains("trf_rolled_back", StringComparison.Ordinal));
-        var posted = Assert.Single(events, e => e.Type == EventTypes.TransferPosted);
+        var posted = Assert.Single(events, e => e.Type == LedgerEventTypes.TransferPosted.Name);
         Assert.Equal("trf_committed", posted.Subject);
         Assert.Equal(posted.Id, Assert.Single(receiver.Accepted));
         Assert.Equal(0, await EventsTestKit.OutboxCountAsync(Server));
@@ -122,7 +123,7 @@ public sealed class TransferEventTests(PostgresEventsServerFixture fixture) : IC
         var fourth = attempts[3];
         Assert.True(WebhookSignature.Verify(secret, fourth.Signature, fourth.RawBody, DateTimeOffset.UtcNow, WebhookSignature.ToleranceDefault));
         var body = JsonNode.Parse(fourth.Body)!;
-        Assert.Equal(EventTypes.TransferPosted, (string?)body["type"]);
+        Assert.Equal(LedgerEventTypes.TransferPosted.Name, (string?)body["type"]);
         Assert.Equal(transferId, (string?)body["subject"]);
         Assert.Equal(transferId, (string?)body["data"]!["id"]);
         Assert.Equal("bank", (string?)body["data"]!["debit_account"]);

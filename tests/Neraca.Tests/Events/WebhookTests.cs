@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using Neraca.Ledger;
 using Neraca.Events;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
@@ -59,7 +60,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         receiver.Respond = r => Task.FromResult(r.Attempt <= 3 ? 500 : 200);
         var (webhookId, secret) = await RegisterAsync(tenant, receiver.Url);
 
-        var eventId = (await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.TransferPosted, "trf_1")))[0];
+        var eventId = (await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.TransferPosted.Name, "trf_1")))[0];
 
         await Polling.Eventually(() => receiver.Accepted.Contains(eventId), "the event was never accepted");
         var requests = receiver.Requests.Where(r => r.EventId == eventId).ToList();
@@ -74,7 +75,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         Assert.Equal(expected, parts["v1"]);
         var body = JsonNode.Parse(fourth.Body)!;
         Assert.Equal(eventId, (string?)body["id"]);
-        Assert.Equal(EventTypes.TransferPosted, (string?)body["type"]);
+        Assert.Equal(LedgerEventTypes.TransferPosted.Name, (string?)body["type"]);
         Assert.Equal("trf_1", (string?)body["data"]!["id"]);
 
         await Polling.Eventually(async () =>
@@ -99,7 +100,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         receiver.Respond = _ => Task.FromResult(Volatile.Read(ref failing) ? 503 : 200);
         var (webhookId, _) = await RegisterAsync(tenant, receiver.Url, "transfer.*");
 
-        var ids = await EventsTestKit.AppendAsync(Server, tenant.Id, (EventTypes.TransferPosted, "trf_a"), (EventTypes.TransferVoided, "trf_b"));
+        var ids = await EventsTestKit.AppendAsync(Server, tenant.Id, (LedgerEventTypes.TransferPosted.Name, "trf_a"), (LedgerEventTypes.TransferVoided.Name, "trf_b"));
 
         await Polling.Eventually(async () =>
         {
@@ -141,7 +142,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         await RegisterAsync(tenant, receiver.Url);
 
         var ids = await EventsTestKit.AppendAsync(Server, tenant.Id,
-            Enumerable.Range(0, 6).Select(i => (EventTypes.TransferPosted, i % 2 == 0 ? "acc_even" : "acc_odd")).ToArray());
+            Enumerable.Range(0, 6).Select(i => (LedgerEventTypes.TransferPosted.Name, i % 2 == 0 ? "acc_even" : "acc_odd")).ToArray());
 
         await Polling.Eventually(() => ids.All(receiver.Accepted.Contains), "not every event was delivered");
         var accepted = receiver.Accepted.ToList();
@@ -157,12 +158,12 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         failingReceiver.Respond = _ => Task.FromResult(500);
         await using var watcher = await WebhookReceiver.StartAsync();
         var (failingId, _) = await RegisterAsync(tenant, failingReceiver.Url, "transfer.*");
-        await RegisterAsync(tenant, watcher.Url, EventTypes.WebhookEndpointDisabled);
+        await RegisterAsync(tenant, watcher.Url, EventTypes.WebhookEndpointDisabled.Name);
 
         var options = Server.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EventsOptions>>().Value;
         var needed = (int)Math.Ceiling(options.WebhookDisableAfterFailures / (double)options.WebhookAttemptsMax);
         await EventsTestKit.AppendAsync(Server, tenant.Id,
-            Enumerable.Range(0, needed + 1).Select(i => (EventTypes.TransferPosted, $"trf_{i}")).ToArray());
+            Enumerable.Range(0, needed + 1).Select(i => (LedgerEventTypes.TransferPosted.Name, $"trf_{i}")).ToArray());
 
         await Polling.Eventually(async () =>
         {
@@ -171,7 +172,7 @@ public abstract class WebhookDeliveryTests(EventsServerFixture fixture)
         }, "the endpoint was not disabled", timeout: TimeSpan.FromSeconds(60));
         await Polling.Eventually(() => !watcher.Accepted.IsEmpty, "the tenant was not told");
         var told = JsonNode.Parse(watcher.Requests.First().Body)!;
-        Assert.Equal(EventTypes.WebhookEndpointDisabled, (string?)told["type"]);
+        Assert.Equal(EventTypes.WebhookEndpointDisabled.Name, (string?)told["type"]);
         Assert.Equal(failingId, (string?)told["data"]!["id"]);
 
         // On PostgreSQL the feed serves an event once every older transaction in the cluster has ended: poll.
