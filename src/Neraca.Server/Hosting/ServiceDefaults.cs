@@ -16,10 +16,14 @@ public static class ServiceDefaults
     public const string RequestIdHeader = "X-Request-Id";
     const int RequestIdLengthMax = 128;
 
-    /// <summary>The JSON contract: snake_case, strict (unknown fields and trailing commas are errors).</summary>
+    /// <summary>The JSON contract: snake_case, strict (unknown fields, trailing commas, duplicate fields and fields
+    /// spelled in another case are errors). Duplicates and case variants are refused because a gateway or signer that
+    /// reads the first <c>amount</c> would approve another amount than the one posted (last one wins otherwise).</summary>
     public static void ConfigureJson(JsonSerializerOptions o)
     {
         o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.PropertyNameCaseInsensitive = false;
+        o.AllowDuplicateProperties = false;
         o.DictionaryKeyPolicy = null;
         o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         o.AllowTrailingCommas = false;

@@ -202,7 +202,7 @@ public static class LedgerApi
     {
         if (PageLimit(limit) is not { } take) return LimitProblem();
         if (await s.Store.GetAccountLedgerIdAsync(s.TenantId, id, ct) is null) return AccountNotFound(id);
-        var afterNo = long.TryParse(Cursor.Decode(after), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
+        var afterNo = Cursor.DecodeLong(after);
         var (items, more) = await s.Store.ListEntriesAsync(s.TenantId, id, Micros(from), Micros(to), take, afterNo, ct);
         var data = items.Select(e => new EntryResponse(e.TransferId, e.Direction == EntryDirection.Debit ? "debit" : "credit", e.Amount, e.BalanceAfter,
             DbTime.FromMicros(e.PostedAtUs), DbTime.FromMicros(e.EffectiveAtUs))).ToList();
@@ -383,7 +383,7 @@ public static class LedgerApi
         {
             var colon = c.IndexOf(':', StringComparison.Ordinal);
             if (colon < 0 || !long.TryParse(c.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var at))
-                return Problems.Validation("after", "Not a cursor this endpoint returned.");
+                throw new InvalidCursorException("after");
             cursor = (at, c[(colon + 1)..]);
         }
         var (items, more) = await s.Store.ListTransfersAsync(s.TenantId, ledgerId, account, Micros(from), Micros(to), take, cursor, ct);
@@ -405,19 +405,4 @@ public static class LedgerApi
     static ValidationProblem LimitProblem() => Problems.Validation("limit", $"Must be from 1 to {LedgerOptions.PageLimitMax}.");
 
     static long? Micros(DateTimeOffset? t) => t is { } v ? DbTime.ToMicros(v) : null;
-}
-
-/// <summary>Opaque pagination cursors (base64url of the last key of the page).</summary>
-public static class Cursor
-{
-    public static string Encode(string key) => Convert.ToBase64String(Encoding.UTF8.GetBytes(key)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    public static string? Decode(string? cursor)
-    {
-        if (string.IsNullOrEmpty(cursor)) return null;
-        var s = cursor.Replace('-', '+').Replace('_', '/');
-        s += new string('=', (4 - s.Length % 4) % 4);
-        try { return Encoding.UTF8.GetString(Convert.FromBase64String(s)); }
-        catch (FormatException) { return "\0invalid"; }
-    }
 }
