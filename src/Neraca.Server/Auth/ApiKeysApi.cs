@@ -28,11 +28,11 @@ public static class ApiKeysApi
     public static RouteGroupBuilder MapApiKeysApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/api-keys").RequireAuthorization(Scopes.Admin).WithTags("API keys");
-        group.MapPost("/", CreateAsync);
+        group.MapPost("/", CreateAsync).WithSecretResponse("key");
         group.MapGet("/", ListAsync);
         group.MapGet("/{id}", GetAsync);
         group.MapPost("/{id}/revoke", RevokeAsync);
-        group.MapPost("/{id}/rotate", RotateAsync);
+        group.MapPost("/{id}/rotate", RotateAsync).WithSecretResponse("key");
         return group;
     }
 

@@ -19,11 +19,11 @@ public static class TokensApi
     public static IEndpointRouteBuilder MapTokensApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/v1/auth").RequireAuthorization(Scopes.Admin).WithTags("Auth");
-        admin.MapPost("/tokens", IssueAsync);
+        admin.MapPost("/tokens", IssueAsync).WithSecretResponse("access_token", "refresh_token");
         admin.MapPost("/subjects/{subject}/revoke", RevokeSubjectAsync);
         // Called by end-user apps holding only a refresh token: anonymous, limited per IP.
         var open = app.MapGroup("/v1/auth").AllowAnonymous().WithTags("Auth");
-        open.MapPost("/token", RefreshAsync);
+        open.MapPost("/token", RefreshAsync).WithSecretResponse("access_token", "refresh_token");
         open.MapPost("/revoke", RevokeAsync);
         return app;
     }

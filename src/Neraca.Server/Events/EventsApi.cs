@@ -61,7 +61,7 @@ public static class EventsApi
         events.MapGet("/stream", StreamAsync).Produces(200, contentType: "text/event-stream");
 
         var webhooks = app.MapGroup("/v1/webhooks").WithTags("Webhooks").RequireAuthorization(Scopes.WebhooksWrite);
-        webhooks.MapPost("/", CreateWebhookAsync);
+        webhooks.MapPost("/", CreateWebhookAsync).WithSecretResponse("secret");
         webhooks.MapGet("/", ListWebhooksAsync);
         webhooks.MapGet("/{id}", GetWebhookAsync);
         webhooks.MapDelete("/{id}", DeleteWebhookAsync);

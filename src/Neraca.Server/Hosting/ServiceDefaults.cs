@@ -110,7 +110,16 @@ public static class ServiceDefaults
         // The exception handler clears the response headers before writing a 500; put the id back when it starts.
         context.Response.OnStarting(() =>
         {
-            context.Response.Headers[RequestIdHeader] = id;
+            var headers = context.Response.Headers;
+            headers[RequestIdHeader] = id;
+            // Every response: browsers must not guess a type (a JSON body rendered as HTML). Responses that carry a
+            // secret: no cache anywhere may keep them (RFC 6749 section 5.1).
+            headers.XContentTypeOptions = "nosniff";
+            if (context.Response.StatusCode < 300 && context.GetEndpoint()?.Metadata.GetMetadata<SecretResponse>() is not null)
+            {
+                headers.CacheControl = "no-store";
+                headers.Pragma = "no-cache";
+            }
             return Task.CompletedTask;
         });
         Activity.Current?.SetTag(NeracaTelemetry.RequestIdTag, id);
