@@ -35,9 +35,9 @@ public static class TokensApi
         if (string.IsNullOrWhiteSpace(request.Subject) || request.Subject.Length > TokenService.SubjectLengthMax)
             errors["subject"] = [$"Required, 1-{TokenService.SubjectLengthMax} characters: the end user's id in your system."];
         var scopes = request.Scopes ?? [Scopes.LedgerRead];
-        var allowed = Scopes.All.Where(s => s != Scopes.Admin).ToList();
+        var allowed = Scopes.EndUser;
         if (scopes.Length == 0 || scopes.Any(s => !allowed.Contains(s)))
-            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin)."];
+            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin or audit:read)."];
         if (errors.Count > 0) return Problems.Validation(errors);
         var pair = await tokens.IssueAsync(tenant.Id, request.Subject!, scopes.Distinct().ToList(), ct);
         return TypedResults.Created((string?)null, pair);

@@ -38,7 +38,7 @@ public static class LedgerApi
         write.MapPost("/ledgers", CreateLedger);
         read.MapGet("/ledgers", ListLedgers);
         read.MapGet("/ledgers/{idOrCode}", GetLedger);
-        read.MapGet("/ledgers/{idOrCode}/audit", AuditLedger);
+        app.MapGroup("/v1").WithTags("Ledger").RequireAuthorization(Scopes.AuditRead).MapGet("/ledgers/{idOrCode}/audit", AuditLedger);
 
         write.MapPost("/accounts", CreateAccount);
         read.MapGet("/accounts", ListAccounts);
@@ -105,7 +105,7 @@ public static class LedgerApi
     {
         if (await s.Store.GetLedgerAsync(s.TenantId, idOrCode, ct) is not { } ledger)
             return Problems.NotFound("ledger_not_found", $"No ledger '{idOrCode}'.");
-        var r = await s.Audit.VerifyAsync(s.TenantId, ledger.Id, ct);
+        var r = await s.Audit.VerifyIncrementalAsync(s.TenantId, ledger.Id, ct);
         return TypedResults.Ok(new AuditResponse(r.Verified, r.Links, r.Head, r.FirstBadLink, r.Problem));
     }
 
