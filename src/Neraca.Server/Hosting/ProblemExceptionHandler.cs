@@ -66,7 +66,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         {
             // The path points at the object holding the duplicate; the message names the property itself.
             var name = QuotedName(json.Message);
-            var duplicate = name is null ? (field.Length == 0 ? "body" : field) : field.Length == 0 ? name : field + "." + name;
+            var duplicate = name is null || field == name || field.EndsWith("." + name, StringComparison.Ordinal)
+                ? (field.Length == 0 ? "body" : field)
+                : field.Length == 0 ? name : field + "." + name;
             return (400, "duplicate_field", "Duplicate field", $"The field '{duplicate}' appears more than once; send each field once.",
                 new Dictionary<string, string[]> { [duplicate] = ["Appears more than once."] });
         }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -31,6 +32,31 @@ public static class ServiceDefaults
         o.NumberHandling = JsonNumberHandling.Strict;
         o.RespectNullableAnnotations = true;
         o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+        o.Converters.Add(new StrictJsonObjectConverter());
+    }
+
+    /// <summary>Free-form objects (metadata) with a duplicate key are a 400 like any other duplicate field: the
+    /// framework's own converter ignores <see cref="JsonSerializerOptions.AllowDuplicateProperties"/> and throws an
+    /// <see cref="ArgumentException"/> (a 500) instead.</summary>
+    sealed class StrictJsonObjectConverter : JsonConverter<JsonObject>
+    {
+        const string DuplicateKeyMarker = "Key: ";
+
+        public override JsonObject? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            try
+            {
+                return JsonNode.Parse(ref reader) as JsonObject ?? throw new JsonException("The JSON value could not be converted: expected an object.");
+            }
+            catch (ArgumentException e)
+            {
+                var at = e.Message.IndexOf(DuplicateKeyMarker, StringComparison.Ordinal);
+                var name = at < 0 ? "" : e.Message[(at + DuplicateKeyMarker.Length)..].Split(' ')[0];
+                throw new JsonException($"Duplicate property '{name}' encountered during deserialization.", e);
+            }
+        }
+
+        public override void Write(Utf8JsonWriter writer, JsonObject value, JsonSerializerOptions options) => value.WriteTo(writer, options);
     }
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)

@@ -80,19 +80,15 @@ public sealed class AuditChain(Database database)
             """, new { tenantId, ledgerId }, cancellationToken: ct));
         var from = VerifiedPoint.Genesis;
         if (checkpoint is not null) from = new VerifiedPoint(checkpoint.link, checkpoint.head, checkpoint.last_seq);
-        if (known is not null && known.Link > from.Link) from = known;
-        if (from.Link > 0)
+        // Both good points must still be in the chain as they were: a chain rewritten since (hashes recomputed to hide an
+        // edit) does not match them.
+        foreach (var point in new[] { from, known })
         {
-            // The starting link must still be the one that was verified: a chain rewritten since then does not match it.
-            var stored = await connection.QuerySingleOrDefaultAsync<LinkRow>(new CommandDefinition(
-                "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
-                new { tenantId, ledgerId, link = from.Link }, cancellationToken: ct));
-            if (stored is null || stored.last_seq != from.LastSeq || !stored.hash.AsSpan().SequenceEqual(from.Hash))
-            {
-                _verified.TryRemove(key, out _);
-                return Bad(head?.last_link ?? 0, head, from.Link, "the chain no longer matches a head verified or checkpointed earlier");
-            }
+            if (point is null || point.Link == 0 || await StillStoredAsync(connection, tenantId, ledgerId, point, ct)) continue;
+            _verified.TryRemove(key, out _);
+            return Bad(head?.last_link ?? 0, head, point.Link, "the chain no longer matches a head verified or checkpointed earlier");
         }
+        if (known is not null && known.Link > from.Link) from = known;
         var (result, verified) = await VerifyFromAsync(connection, tenantId, ledgerId, from, head, ct);
         if (verified is null)
         {
@@ -102,6 +98,14 @@ public sealed class AuditChain(Database database)
         if (_verified.Count >= VerifiedHeadsMax) _verified.Clear();
         _verified[key] = verified;
         return result;
+    }
+
+    static async Task<bool> StillStoredAsync(DbConnection connection, string tenantId, string ledgerId, VerifiedPoint point, CancellationToken ct)
+    {
+        var stored = await connection.QuerySingleOrDefaultAsync<LinkRow>(new CommandDefinition(
+            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
+            new { tenantId, ledgerId, link = point.Link }, cancellationToken: ct));
+        return stored is not null && stored.last_seq == point.LastSeq && stored.hash.AsSpan().SequenceEqual(point.Hash);
     }
 
     static Task<HeadRow?> HeadAsync(DbConnection connection, string tenantId, string ledgerId, CancellationToken ct) =>

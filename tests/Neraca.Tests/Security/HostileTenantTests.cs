@@ -87,18 +87,20 @@ public abstract class HostileTenantTests(ServerFixture fixture)
 
         var stored = Assert.Single(await StoredResponsesAsync(admin.Id));
         Assert.DoesNotContain(key, stored, StringComparison.Ordinal);
-        Assert.DoesNotContain("nrc_", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain(key[10..], stored, StringComparison.Ordinal); // not even the part after the display prefix
+        Assert.DoesNotContain("\"key\"", stored, StringComparison.Ordinal);
         Assert.Contains((string)first.Body!["id"]!, stored, StringComparison.Ordinal);
 
         var again = await admin.Http.PostJsonAsync("/v1/api-keys", new { name = "ci", scopes = new[] { "ledger:read" } }, idempotencyKey: "create-key-1");
         again.AssertProblem(409, "idempotent_replay_unavailable");
-        Assert.DoesNotContain("nrc_", again.Body!.ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(key[10..], again.Body!.ToJsonString(), StringComparison.Ordinal);
         Assert.Equal($"/v1/api-keys/{first.Body!["id"]}", (string)again.Body!["location"]!);
 
         var rotated = await admin.Http.PostJsonAsync($"/v1/api-keys/{first.Body!["id"]}/rotate", new { overlap_seconds = 0 }, idempotencyKey: "rotate-1");
         Assert.Equal(HttpStatusCode.Created, rotated.Response.StatusCode);
         Assert.True(rotated.Response.Headers.CacheControl?.NoStore);
-        Assert.All(await StoredResponsesAsync(admin.Id), s => Assert.DoesNotContain("nrc_", s, StringComparison.Ordinal));
+        var rotatedKey = (string)rotated.Body!["key"]!;
+        Assert.All(await StoredResponsesAsync(admin.Id), s => Assert.DoesNotContain(rotatedKey[10..], s, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -231,7 +233,7 @@ public abstract class HostileTenantTests(ServerFixture fixture)
         Assert.DoesNotMatch("^[0-9.]+$", cursor);
         var rest = await mine.Http.GetJsonAsync("/v1/events?after=" + cursor);
         Assert.Equal(HttpStatusCode.OK, rest.Response.StatusCode);
-        Assert.Equal(2, rest.Body!["data"]!.AsArray().Count); // gap-free: the two other account.created events
+        Assert.Single(rest.Body!["data"]!.AsArray()); // gap-free: the other account.created event
         (await theirs.Http.GetJsonAsync("/v1/events?after=" + cursor)).AssertProblem(400, "invalid_cursor");
         var edited = cursor[..^2] + (cursor[^2] == 'A' ? 'B' : 'A') + cursor[^1];
         (await mine.Http.GetJsonAsync("/v1/events?after=" + edited)).AssertProblem(400, "invalid_cursor");
