@@ -36,27 +36,43 @@ public static class ServiceDefaults
     }
 
     /// <summary>Free-form objects (metadata) with a duplicate key are a 400 like any other duplicate field: the
-    /// framework's own converter ignores <see cref="JsonSerializerOptions.AllowDuplicateProperties"/> and throws an
-    /// <see cref="ArgumentException"/> (a 500) instead.</summary>
+    /// framework's <see cref="JsonObject"/> converter ignores <see cref="JsonSerializerOptions.AllowDuplicateProperties"/>.</summary>
     sealed class StrictJsonObjectConverter : JsonConverter<JsonObject>
     {
-        const string DuplicateKeyMarker = "Key: ";
-
         public override JsonObject? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
-            try
-            {
-                return JsonNode.Parse(ref reader) as JsonObject ?? throw new JsonException("The JSON value could not be converted: expected an object.");
-            }
-            catch (ArgumentException e)
-            {
-                var at = e.Message.IndexOf(DuplicateKeyMarker, StringComparison.Ordinal);
-                var name = at < 0 ? "" : e.Message[(at + DuplicateKeyMarker.Length)..].Split(' ')[0];
-                throw new JsonException($"Duplicate property '{name}' encountered during deserialization.", e);
-            }
+            RefuseDuplicates(reader); // a copy: the scan does not move the reader
+            return JsonNode.Parse(ref reader) as JsonObject ?? throw new JsonException("The JSON value could not be converted: expected an object.");
         }
 
         public override void Write(Utf8JsonWriter writer, JsonObject value, JsonSerializerOptions options) => value.WriteTo(writer, options);
+
+        /// <summary>One pass over the (fully buffered) value with a set of names per open object; no recursion.</summary>
+        static void RefuseDuplicates(Utf8JsonReader scan)
+        {
+            var open = new Stack<HashSet<string>?>();
+            do
+            {
+                switch (scan.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        open.Push(new HashSet<string>(StringComparer.Ordinal));
+                        break;
+                    case JsonTokenType.StartArray:
+                        open.Push(null);
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        open.Pop();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var name = scan.GetString()!;
+                        if (open.Peek() is { } names && !names.Add(name))
+                            throw new JsonException($"Duplicate property '{name}' encountered during deserialization.");
+                        break;
+                }
+            }
+            while (open.Count > 0 && scan.Read());
+        }
     }
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
