@@ -355,6 +355,37 @@ public sealed class HostileTenantProcessTests
         Assert.True(WebhookTargets.IsPublic(System.Net.IPAddress.Parse(address)), address);
 
     [Fact]
+    public async Task Webhook_host_names_are_not_metric_labels()
+    {
+        await using var receiver = await Observability.TestHttpReceiver.StartAsync();
+        await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
+            [.. Events.EventsTestKit.FastWorkerArgs]);
+        var tenant = await server.NewTenantAsync();
+        var host = "localhost";
+        var created = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url = $"http://{host}:{receiver.Port}/tenant-secret-path", event_types = new[] { "*" } });
+        Assert.Equal(HttpStatusCode.Created, created.Response.StatusCode);
+        var l = new LedgerClient(tenant.Http);
+        await l.LedgerAsync();
+        await l.AccountAsync("alice");
+        await receiver.NextAsync(TimeSpan.FromSeconds(30));
+        using var scraper = server.CreateClient();
+        string text = "";
+        for (var attempt = 0; attempt < 50 && !text.Contains("http_client_request_duration_seconds", StringComparison.Ordinal); attempt++)
+        {
+            await Task.Delay(100);
+            text = await scraper.GetStringAsync("/metrics");
+        }
+        Assert.Contains("http_client_request_duration_seconds", text, StringComparison.Ordinal);
+        // Outgoing metrics only: Kestrel's own listening address (server_address of the server itself) is no tenant data.
+        var outgoing = text.Split('\n').Where(line => line.StartsWith("http_client_", StringComparison.Ordinal) || line.StartsWith("dns_", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(outgoing);
+        var labelled = outgoing.Where(line => line.Contains("server_address", StringComparison.Ordinal) || line.Contains("dns_question_name", StringComparison.Ordinal)
+            || line.Contains($"\"{host}\"", StringComparison.Ordinal)).ToList();
+        Assert.True(labelled.Count == 0, string.Join('\n', labelled.Take(5)));
+        Assert.DoesNotContain("tenant-secret-path", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sse_slots_are_limited_per_tenant()
     {
         await using var server = await NeracaServer.StartAsync(await TestStores.NewDatabaseAsync(StoreKind.Sqlite),
