@@ -57,8 +57,8 @@ public static class ApiKeysApi
     {
         var take = limit ?? 50;
         if (take is < 1 or > ApiKeyStore.PageSizeMax) return Problems.Validation("limit", $"Between 1 and {ApiKeyStore.PageSizeMax}.");
-        if (after is not null && (!after.StartsWith("key_", StringComparison.Ordinal) || !Storage.Ids.IsValid(after))) return Problems.InvalidCursor();
-        var (page, next) = await store.ListAsync(tenant.Id, take, after, ct);
+        if (!string.IsNullOrEmpty(after) && (!after.StartsWith("key_", StringComparison.Ordinal) || !Storage.Ids.IsValid(after))) return Problems.InvalidCursor();
+        var (page, next) = await store.ListAsync(tenant.Id, take, string.IsNullOrEmpty(after) ? null : after, ct);
         var now = clock.GetUtcNow();
         return TypedResults.Ok(new ApiKeyPage(page.Select(k => Response(k, now)).ToList(), next));
     }

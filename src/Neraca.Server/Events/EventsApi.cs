@@ -94,7 +94,7 @@ public static class EventsApi
         if (ValidateQuery(limit, type, s.Options.Value.PageSizeMax, out var take, out var types) is { } invalid) return invalid;
         var tenantId = s.Tenant.Id;
         var cursor = FeedCursor.Start;
-        if (after is not null)
+        if (!string.IsNullOrEmpty(after))
         {
             if (await s.Cursors.UnprotectAsync(tenantId, after, ct) is not { } parsed) return Problems.InvalidCursor();
             cursor = parsed;
@@ -112,7 +112,7 @@ public static class EventsApi
     {
         var o = s.Options.Value;
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
-        var resume = lastEventId.Length > 0 ? lastEventId : after;
+        var resume = lastEventId.Length > 0 ? lastEventId : string.IsNullOrEmpty(after) ? null : after;
         if (ValidateQuery(null, type, o.PageSizeMax, out _, out var types) is { } invalid) return invalid;
         var tenantId = s.Tenant.Id;
         var cursor = FeedCursor.Start;
@@ -254,6 +254,7 @@ public static class EventsApi
             _ => (DeliveryState)(-1),
         };
         if (filter == (DeliveryState)(-1)) return Problems.Validation("state", "One of pending, delivered, dead.");
+        if (after?.Length == 0) after = null;
         if (after is not null && (after.Length > 64 || !after.StartsWith("whd_", StringComparison.Ordinal)))
             return Problems.InvalidCursor();
         if (await s.Webhooks.GetAsync(s.Tenant.Id, id, ct) is null) return WebhookNotFound(id);

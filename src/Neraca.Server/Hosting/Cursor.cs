@@ -16,8 +16,8 @@ public static class Cursor
     /// <exception cref="InvalidCursorException">The text is not a cursor this server wrote.</exception>
     public static string? Decode(string? cursor, string parameter = "after")
     {
-        if (cursor is null) return null;
-        if (cursor.Length is 0 or > LengthMax) throw new InvalidCursorException(parameter);
+        if (string.IsNullOrEmpty(cursor)) return null; // ?after= with nothing: the first page, as before
+        if (cursor.Length > LengthMax) throw new InvalidCursorException(parameter);
         var s = cursor.Replace('-', '+').Replace('_', '/');
         if (s.Length % 4 == 1) throw new InvalidCursorException(parameter);
         s += new string('=', (4 - s.Length % 4) % 4);

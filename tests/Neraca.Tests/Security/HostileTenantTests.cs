@@ -262,6 +262,8 @@ public abstract class HostileTenantTests(ServerFixture fixture)
         (await l.Http.GetJsonAsync("/v1/accounts/alice/entries?after=" + Cursor.Encode("abc"))).AssertProblem(400, "invalid_cursor");
         (await l.Http.GetJsonAsync("/v1/transfers?after=" + Cursor.Encode("no-colon"))).AssertProblem(400, "invalid_cursor");
         (await l.Http.GetJsonAsync("/v1/accounts?after=" + Cursor.Encode("alice"))).Response.EnsureSuccessStatusCode();
+        foreach (var list in lists) // an empty after is no cursor: the first page
+            Assert.Equal(HttpStatusCode.OK, (await tenant.Http.GetAsync($"{list}?after=")).StatusCode);
     }
 
     [Fact]
