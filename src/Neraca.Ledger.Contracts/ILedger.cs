@@ -16,7 +16,8 @@ public interface ILedger
     Task<LedgerResult<LedgerResponse>> CreateLedgerAsync(string tenantId, CreateLedgerRequest request, CancellationToken ct);
     Task<LedgerResult<LedgerResponse>> GetLedgerAsync(string tenantId, string idOrCode, CancellationToken ct);
     Task<LedgerResult<Page<LedgerResponse>>> ListLedgersAsync(string tenantId, PageRequest page, CancellationToken ct);
-    /// <summary>Recomputes the ledger's audit hash chain and names the first bad link.</summary>
+    /// <summary>Verifies the ledger's audit hash chain from its newest checkpoint (or the head last verified) and names the first bad
+    /// link; the full recomputation is <c>neraca audit verify</c> and the nightly <c>audit.verify</c> job.</summary>
     Task<LedgerResult<AuditResponse>> VerifyAuditAsync(string tenantId, string idOrCode, CancellationToken ct);
 
     Task<LedgerResult<AccountResponse>> CreateAccountAsync(string tenantId, CreateAccountRequest request, CancellationToken ct);

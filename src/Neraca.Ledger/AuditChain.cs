@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
@@ -38,39 +39,112 @@ internal sealed class AuditChain(Database database)
         return SHA256.HashData(buffer);
     }
 
-    /// <summary>Recomputes the whole chain of a ledger from the stored journal and names the first link that does not match.</summary>
+    /// <summary>Ledgers whose last verified head this process remembers (<see cref="VerifyIncrementalAsync"/>); past it
+    /// the memory is cleared and verification starts again from the checkpoints.</summary>
+    public const int VerifiedHeadsMax = 10_000;
+
+    readonly ConcurrentDictionary<(string Tenant, string Ledger), VerifiedPoint> _verified = new();
+
+    /// <summary>A link known to be good: its number, its hash and the last sequence it covers.</summary>
+    sealed record VerifiedPoint(long Link, byte[] Hash, long LastSeq)
+    {
+        public static readonly VerifiedPoint Genesis = new(0, AuditChain.Genesis, 0);
+    }
+
+    /// <summary>Recomputes the whole chain of a ledger from the stored journal and names the first link that does not match.
+    /// The offline <c>neraca audit verify</c> command and the nightly verification job use this.</summary>
     public async Task<AuditResult> VerifyAsync(string tenantId, string ledgerId, CancellationToken ct)
     {
         await using var connection = await database.OpenReadAsync(ct);
-        var links = (await connection.QueryAsync<LinkRow>(new CommandDefinition(
-            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId ORDER BY link",
-            new { tenantId, ledgerId }, cancellationToken: ct))).ToList();
-        var head = await connection.QuerySingleOrDefaultAsync<HeadRow>(new CommandDefinition(
+        var head = await HeadAsync(connection, tenantId, ledgerId, ct);
+        var (result, _) = await VerifyFromAsync(connection, tenantId, ledgerId, VerifiedPoint.Genesis, head, ct);
+        return result;
+    }
+
+    /// <summary>What <c>GET /v1/ledgers/{id}/audit</c> answers, at a cost that does not grow with the chain: the result for
+    /// an unchanged head is remembered, and a changed head is verified only from the newest good point — the last head
+    /// this process verified or the newest <c>audit_checkpoints</c> row (hourly), whichever is later, each first confirmed
+    /// against the stored link. Links before that point were verified when it was recorded; <see cref="VerifyAsync"/>
+    /// (offline command, nightly job) still recomputes everything.</summary>
+    public async Task<AuditResult> VerifyIncrementalAsync(string tenantId, string ledgerId, CancellationToken ct)
+    {
+        await using var connection = await database.OpenReadAsync(ct);
+        var head = await HeadAsync(connection, tenantId, ledgerId, ct);
+        var key = (tenantId, ledgerId);
+        _verified.TryGetValue(key, out var known);
+        if (known is not null && head is not null && known.Link == head.last_link && known.Hash.AsSpan().SequenceEqual(head.head))
+            return new AuditResult(true, known.Link, Convert.ToHexStringLower(known.Hash), null);
+
+        var checkpoint = await connection.QuerySingleOrDefaultAsync<CheckpointRow>(new CommandDefinition("""
+            SELECT link, head, last_seq FROM audit_checkpoints WHERE tenant_id = @tenantId AND ledger_id = @ledgerId ORDER BY link DESC LIMIT 1
+            """, new { tenantId, ledgerId }, cancellationToken: ct));
+        var from = VerifiedPoint.Genesis;
+        if (checkpoint is not null) from = new VerifiedPoint(checkpoint.link, checkpoint.head, checkpoint.last_seq);
+        // Both good points must still be in the chain as they were: a chain rewritten since (hashes recomputed to hide an
+        // edit) does not match them.
+        foreach (var point in new[] { from, known })
+        {
+            if (point is null || point.Link == 0 || await StillStoredAsync(connection, tenantId, ledgerId, point, ct)) continue;
+            _verified.TryRemove(key, out _);
+            return Bad(head?.last_link ?? 0, head, point.Link, "the chain no longer matches a head verified or checkpointed earlier");
+        }
+        if (known is not null && known.Link > from.Link) from = known;
+        var (result, verified) = await VerifyFromAsync(connection, tenantId, ledgerId, from, head, ct);
+        if (verified is null)
+        {
+            _verified.TryRemove(key, out _);
+            return result;
+        }
+        if (_verified.Count >= VerifiedHeadsMax) _verified.Clear();
+        _verified[key] = verified;
+        return result;
+    }
+
+    static async Task<bool> StillStoredAsync(DbConnection connection, string tenantId, string ledgerId, VerifiedPoint point, CancellationToken ct)
+    {
+        var stored = await connection.QuerySingleOrDefaultAsync<LinkRow>(new CommandDefinition(
+            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link = @link",
+            new { tenantId, ledgerId, link = point.Link }, cancellationToken: ct));
+        return stored is not null && stored.last_seq == point.LastSeq && stored.hash.AsSpan().SequenceEqual(point.Hash);
+    }
+
+    static Task<HeadRow?> HeadAsync(DbConnection connection, string tenantId, string ledgerId, CancellationToken ct) =>
+        connection.QuerySingleOrDefaultAsync<HeadRow>(new CommandDefinition(
             "SELECT last_link, head FROM ledger_heads WHERE tenant_id = @tenantId AND ledger_id = @ledgerId", new { tenantId, ledgerId }, cancellationToken: ct));
 
-        var previous = Genesis;
-        long expected = 1;
+    /// <summary>Recomputes the links after <paramref name="from"/> (a good link, or genesis) up to the head. Returns the
+    /// result and, when it verified, the head as a new good point.</summary>
+    static async Task<(AuditResult Result, VerifiedPoint? Head)> VerifyFromAsync(DbConnection connection, string tenantId, string ledgerId,
+        VerifiedPoint from, HeadRow? head, CancellationToken ct)
+    {
+        var links = (await connection.QueryAsync<LinkRow>(new CommandDefinition(
+            "SELECT link, prev_hash, hash, first_seq, last_seq FROM chain_links WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND link > @after ORDER BY link",
+            new { tenantId, ledgerId, after = from.Link }, cancellationToken: ct))).ToList();
+        var total = from.Link + links.Count;
+        var previous = from.Hash;
+        var expected = from.Link + 1;
         foreach (var link in links)
         {
             if (link.link != expected || !link.prev_hash.AsSpan().SequenceEqual(previous))
-                return Bad(links.Count, head, link.link, "links are missing or out of order");
+                return (Bad(total, head, link.link, "links are missing or out of order"), null);
             var canonical = await LinkBytesAsync(connection, tenantId, ledgerId, link, ct);
             var hash = Link(previous, canonical);
             if (!hash.AsSpan().SequenceEqual(link.hash))
-                return Bad(links.Count, head, link.link, "the journal rows of this link do not hash to the stored value");
+                return (Bad(total, head, link.link, "the journal rows of this link do not hash to the stored value"), null);
             previous = hash;
             expected++;
         }
         // Rows attached to no link, or a head that does not match the last link, are tampering too.
+        var lastSeq = links.Count == 0 ? from.LastSeq : links[^1].last_seq;
         var stray = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             "SELECT count(*) FROM transfers WHERE tenant_id = @tenantId AND ledger_id = @ledgerId AND seq > @lastSeq",
-            new { tenantId, ledgerId, lastSeq = links.Count == 0 ? 0 : links[^1].last_seq }, cancellationToken: ct));
+            new { tenantId, ledgerId, lastSeq }, cancellationToken: ct));
         if (stray > 0 || head is null || head.last_link != expected - 1 || !head.head.AsSpan().SequenceEqual(previous))
-            return Bad(links.Count, head, expected, "the chain head does not match the journal");
-        return new AuditResult(true, links.Count, Convert.ToHexStringLower(previous), null);
+            return (Bad(total, head, expected, "the chain head does not match the journal"), null);
+        return (new AuditResult(true, total, Convert.ToHexStringLower(previous), null), new VerifiedPoint(expected - 1, previous, lastSeq));
     }
 
-    static AuditResult Bad(int links, HeadRow? head, long at, string problem) =>
+    static AuditResult Bad(long links, HeadRow? head, long at, string problem) =>
         new(false, links, head is null ? "" : Convert.ToHexStringLower(head.head), at, problem);
 
     // Everything a link covers is found by its seq range: transfers, resolutions and, through the entries view, the entries
@@ -100,6 +174,13 @@ internal sealed class AuditChain(Database database)
         public long last_seq { get; set; }
         public byte[] prev_hash { get; set; } = [];
         public byte[] hash { get; set; } = [];
+    }
+
+    sealed class CheckpointRow
+    {
+        public long link { get; set; }
+        public byte[] head { get; set; } = [];
+        public long last_seq { get; set; }
     }
 
     sealed class HeadRow

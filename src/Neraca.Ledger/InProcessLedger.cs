@@ -53,7 +53,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     public async Task<LedgerResult<AuditResponse>> VerifyAuditAsync(string tenantId, string idOrCode, CancellationToken ct)
     {
         if (await store.GetLedgerAsync(tenantId, idOrCode, ct) is not { } ledger) return LedgerNotFound<AuditResponse>(idOrCode, LedgerErrorKind.NotFound);
-        var r = await audit.VerifyAsync(tenantId, ledger.Id, ct);
+        var r = await audit.VerifyIncrementalAsync(tenantId, ledger.Id, ct);
         return LedgerResult<AuditResponse>.Ok(new AuditResponse(r.Verified, r.Links, r.Head, r.FirstBadLink, r.Problem));
     }
 
@@ -136,7 +136,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     {
         if (PageLimit(query.Limit) is not { } take) return LimitProblem<Page<EntryResponse>>();
         if (await store.GetAccountLedgerIdAsync(tenantId, accountId, ct) is null) return AccountNotFound<Page<EntryResponse>>(accountId);
-        var afterNo = long.TryParse(Cursor.Decode(query.After), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
+        var afterNo = Cursor.DecodeLong(query.After);
         var (items, more) = await store.ListEntriesAsync(tenantId, accountId, Micros(query.From), Micros(query.To), take, afterNo, ct);
         var data = items.Select(e => new EntryResponse(e.TransferId, e.Direction == EntryDirection.Debit ? "debit" : "credit", e.Amount, e.BalanceAfter,
             DbTime.FromMicros(e.PostedAtUs), DbTime.FromMicros(e.EffectiveAtUs))).ToList();
@@ -279,7 +279,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         {
             var colon = c.IndexOf(':', StringComparison.Ordinal);
             if (colon < 0 || !long.TryParse(c.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var at))
-                return Invalid<Page<TransferResponse>>("after", "Not a cursor this endpoint returned.");
+                throw new InvalidCursorException("after");
             cursor = (at, c[(colon + 1)..]);
         }
         var (items, more) = await store.ListTransfersAsync(tenantId, ledgerId, query.Account, Micros(query.From), Micros(query.To), take, cursor, ct);

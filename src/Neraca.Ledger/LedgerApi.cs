@@ -31,7 +31,9 @@ internal static class LedgerApi
         write.MapPost("/ledgers", CreateLedger).Produces<LedgerResponse>(201).Produces<LedgerResponse>();
         read.MapGet("/ledgers", ListLedgers).Produces<Page<LedgerResponse>>();
         read.MapGet("/ledgers/{idOrCode}", GetLedger).Produces<LedgerResponse>();
-        read.MapGet("/ledgers/{idOrCode}/audit", AuditLedger).Produces<AuditResponse>();
+        // Recomputing hashes is an operator's question: server keys with audit:read (or admin), never end-user tokens.
+        app.MapGroup("/v1").WithTags("Ledger").RequireAuthorization(Scopes.AuditRead).MapGet("/ledgers/{idOrCode}/audit", AuditLedger)
+            .Produces<AuditResponse>().ProducesProblem(404);
 
         write.MapPost("/accounts", CreateAccount).Produces<AccountResponse>(201).Produces<AccountResponse>();
         read.MapGet("/accounts", ListAccounts).Produces<Page<AccountResponse>>();

@@ -28,11 +28,11 @@ public static class ApiKeysApi
     public static RouteGroupBuilder MapApiKeysApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/api-keys").RequireAuthorization(Scopes.Admin).WithTags("API keys");
-        group.MapPost("/", CreateAsync);
+        group.MapPost("/", CreateAsync).WithSecretResponse("key");
         group.MapGet("/", ListAsync);
         group.MapGet("/{id}", GetAsync);
         group.MapPost("/{id}/revoke", RevokeAsync);
-        group.MapPost("/{id}/rotate", RotateAsync);
+        group.MapPost("/{id}/rotate", RotateAsync).WithSecretResponse("key");
         return group;
     }
 
@@ -57,7 +57,8 @@ public static class ApiKeysApi
     {
         var take = limit ?? 50;
         if (take is < 1 or > ApiKeyStore.PageSizeMax) return Problems.Validation("limit", $"Between 1 and {ApiKeyStore.PageSizeMax}.");
-        var (page, next) = await store.ListAsync(tenant.Id, take, after, ct);
+        if (!string.IsNullOrEmpty(after) && (!after.StartsWith("key_", StringComparison.Ordinal) || !Storage.Ids.IsValid(after))) return Problems.InvalidCursor();
+        var (page, next) = await store.ListAsync(tenant.Id, take, string.IsNullOrEmpty(after) ? null : after, ct);
         var now = clock.GetUtcNow();
         return TypedResults.Ok(new ApiKeyPage(page.Select(k => Response(k, now)).ToList(), next));
     }

@@ -175,12 +175,12 @@ public static class AuthModule
         }
     }
 
-    /// <summary>An end user: tenant, subject and scopes (never admin: that stays with API keys).</summary>
+    /// <summary>An end user: tenant, subject and scopes (never admin or audit:read: those stay with API keys).</summary>
     static ClaimsPrincipal Principal(string tenant, string subject, string? scope, string scheme)
     {
         var claims = new List<Claim> { new(NeracaClaims.TenantId, tenant), new(EndUserClaims.Subject, subject) };
         foreach (var s in (scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            if (s != Scopes.Admin && Scopes.All.Contains(s)) claims.Add(new Claim(NeracaClaims.Scope, s));
+            if (Scopes.EndUser.Contains(s)) claims.Add(new Claim(NeracaClaims.Scope, s));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, scheme));
     }
 }

@@ -117,10 +117,11 @@ public sealed class TokenService(Database database, SigningKeys keys, NeracaCach
         var state = await cache.GetOrLoadAsync("session", SessionScope(tenantId, family), SessionScope(tenantId, family), async token =>
         {
             await using var connection = await database.OpenAsync(token);
-            var revoked = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                "SELECT COUNT(*) FROM refresh_tokens WHERE tenant_id = @tenantId AND family_id = @family AND revoked_at_us IS NOT NULL",
-                new { tenantId, family }, cancellationToken: token));
-            return revoked == 0 ? "active" : "revoked";
+            // Fail closed: a session id this tenant never issued (or one whose rows were pruned) is not active.
+            var (rows, revoked) = await connection.QuerySingleAsync<(long, long)>(new CommandDefinition("""
+                SELECT COUNT(*), COUNT(revoked_at_us) FROM refresh_tokens WHERE tenant_id = @tenantId AND family_id = @family
+                """, new { tenantId, family }, cancellationToken: token));
+            return rows == 0 ? "unknown" : revoked == 0 ? "active" : "revoked";
         }, ct);
         return state == "active";
     }

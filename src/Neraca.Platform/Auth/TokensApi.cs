@@ -19,11 +19,11 @@ public static class TokensApi
     public static IEndpointRouteBuilder MapTokensApi(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/v1/auth").RequireAuthorization(Scopes.Admin).WithTags("Auth");
-        admin.MapPost("/tokens", IssueAsync);
+        admin.MapPost("/tokens", IssueAsync).WithSecretResponse("access_token", "refresh_token");
         admin.MapPost("/subjects/{subject}/revoke", RevokeSubjectAsync);
         // Called by end-user apps holding only a refresh token: anonymous, limited per IP.
         var open = app.MapGroup("/v1/auth").AllowAnonymous().WithTags("Auth");
-        open.MapPost("/token", RefreshAsync);
+        open.MapPost("/token", RefreshAsync).WithSecretResponse("access_token", "refresh_token");
         open.MapPost("/revoke", RevokeAsync);
         return app;
     }
@@ -35,9 +35,9 @@ public static class TokensApi
         if (string.IsNullOrWhiteSpace(request.Subject) || request.Subject.Length > TokenService.SubjectLengthMax)
             errors["subject"] = [$"Required, 1-{TokenService.SubjectLengthMax} characters: the end user's id in your system."];
         var scopes = request.Scopes ?? [Scopes.LedgerRead];
-        var allowed = Scopes.All.Where(s => s != Scopes.Admin).ToList();
+        var allowed = Scopes.EndUser;
         if (scopes.Length == 0 || scopes.Any(s => !allowed.Contains(s)))
-            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin)."];
+            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin or audit:read)."];
         if (errors.Count > 0) return Problems.Validation(errors);
         var pair = await tokens.IssueAsync(tenant.Id, request.Subject!, scopes.Distinct().ToList(), ct);
         return TypedResults.Created((string?)null, pair);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -48,8 +49,10 @@ public static class EventsApi
 {
     const int PageSizeDefault = 100;
     static int _openStreams;
+    static readonly ConcurrentDictionary<string, int> OpenStreamsByTenant = new(StringComparer.Ordinal);
 
-    public sealed record Services(EventFeed Feed, WebhookStore Webhooks, CurrentTenant Tenant, IOptions<EventsOptions> Options, EventSignals Signals, TimeProvider Clock);
+    public sealed record Services(EventFeed Feed, FeedCursorCodec Cursors, WebhookStore Webhooks, CurrentTenant Tenant, IOptions<EventsOptions> Options,
+        EventSignals Signals, TimeProvider Clock);
 
     public static IEndpointRouteBuilder MapEventsApi(this IEndpointRouteBuilder app)
     {
@@ -58,7 +61,7 @@ public static class EventsApi
         events.MapGet("/stream", StreamAsync).Produces(200, contentType: "text/event-stream");
 
         var webhooks = app.MapGroup("/v1/webhooks").WithTags("Webhooks").RequireAuthorization(Scopes.WebhooksWrite);
-        webhooks.MapPost("/", CreateWebhookAsync);
+        webhooks.MapPost("/", CreateWebhookAsync).WithSecretResponse("secret");
         webhooks.MapGet("/", ListWebhooksAsync);
         webhooks.MapGet("/{id}", GetWebhookAsync);
         webhooks.MapDelete("/{id}", DeleteWebhookAsync);
@@ -69,16 +72,10 @@ public static class EventsApi
         return app;
     }
 
-    static ValidationProblem? ValidateQuery(string? after, int? limit, string? type, int max, out FeedCursor cursor, out int take, out string[]? types)
+    static ValidationProblem? ValidateQuery(int? limit, string? type, int max, out int take, out string[]? types)
     {
-        cursor = FeedCursor.Start;
         take = limit ?? PageSizeDefault;
         types = null;
-        if (after is not null)
-        {
-            if (!FeedCursor.TryParse(after, out var parsed)) return Problems.Validation("after", "Not a cursor this feed returned.");
-            cursor = parsed.Value;
-        }
         if (take < 1 || take > max) return Problems.Validation("limit", $"Must be between 1 and {max}.");
         if (type is not null)
         {
@@ -94,9 +91,17 @@ public static class EventsApi
     static async Task<Results<Ok<EventPage>, ValidationProblem>> GetEventsAsync(string? after, int? limit, string? type,
         [AsParameters] Services s, CancellationToken ct)
     {
-        if (ValidateQuery(after, limit, type, s.Options.Value.PageSizeMax, out var cursor, out var take, out var types) is { } invalid) return invalid;
-        var page = await s.Feed.ReadAsync(s.Tenant.Id, cursor, take, types, ct);
-        return TypedResults.Ok(new EventPage(page.Items.Select(i => EventEnvelope.From(i.Row)).ToList(), page.Next.ToString(), page.HasMore));
+        if (ValidateQuery(limit, type, s.Options.Value.PageSizeMax, out var take, out var types) is { } invalid) return invalid;
+        var tenantId = s.Tenant.Id;
+        var cursor = FeedCursor.Start;
+        if (!string.IsNullOrEmpty(after))
+        {
+            if (await s.Cursors.UnprotectAsync(tenantId, after, ct) is not { } parsed) return Problems.InvalidCursor();
+            cursor = parsed;
+        }
+        var page = await s.Feed.ReadAsync(tenantId, cursor, take, types, ct);
+        var next = await s.Cursors.ProtectAsync(tenantId, page.Next, ct);
+        return TypedResults.Ok(new EventPage(page.Items.Select(i => EventEnvelope.From(i.Row)).ToList(), next, page.HasMore));
     }
 
     /// <summary>Server-Sent Events: each event is <c>id: CURSOR</c>, <c>event: TYPE</c>, <c>data: ENVELOPE</c>. Reconnect
@@ -107,17 +112,23 @@ public static class EventsApi
     {
         var o = s.Options.Value;
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
-        var resume = lastEventId.Length > 0 ? lastEventId : after;
-        if (ValidateQuery(resume, null, type, o.PageSizeMax, out var cursor, out _, out var types) is { } invalid) return invalid;
-        if (Interlocked.Increment(ref _openStreams) > o.StreamConnectionsMax)
+        var resume = lastEventId.Length > 0 ? lastEventId : string.IsNullOrEmpty(after) ? null : after;
+        if (ValidateQuery(null, type, o.PageSizeMax, out _, out var types) is { } invalid) return invalid;
+        var tenantId = s.Tenant.Id;
+        var cursor = FeedCursor.Start;
+        if (resume is not null)
         {
-            Interlocked.Decrement(ref _openStreams);
-            return Problems.Of(503, "too_many_streams", "Too many streams", $"This server holds at most {o.StreamConnectionsMax} event streams.");
+            if (await s.Cursors.UnprotectAsync(tenantId, resume, ct) is not { } parsed)
+                return Problems.InvalidCursor(lastEventId.Length > 0 ? "Last-Event-ID" : "after");
+            cursor = parsed;
         }
+        if (!TryOpenStream(tenantId, o))
+            return Problems.Of(503, "too_many_streams", "Too many streams",
+                $"This server holds at most {o.StreamConnectionsMax} event streams, and at most {o.StreamConnectionsPerTenantMax} of one tenant.");
         try
         {
-            var tenantId = s.Tenant.Id;
             if (resume is null) cursor = await s.Feed.TailAsync(tenantId, ct);
+            var seal = await s.Cursors.ProtectorAsync(tenantId, ct);
             var response = context.Response;
             response.ContentType = "text/event-stream";
             response.Headers.CacheControl = "no-cache";
@@ -135,7 +146,7 @@ public static class EventsApi
                     var text = new StringBuilder();
                     foreach (var item in page.Items)
                     {
-                        text.Append("id: ").Append(item.After.ToString()).Append('\n')
+                        text.Append("id: ").Append(seal(item.After)).Append('\n')
                             .Append("event: ").Append(item.Row.Type).Append('\n')
                             .Append("data: ").Append(Encoding.UTF8.GetString(EventEnvelope.ToJsonBytes(item.Row))).Append("\n\n");
                     }
@@ -160,9 +171,31 @@ public static class EventsApi
         }
         finally
         {
-            Interlocked.Decrement(ref _openStreams);
+            CloseStream(tenantId);
         }
         return TypedResults.Empty;
+    }
+
+    /// <summary>Takes a stream slot of the process and one of the tenant, so one tenant cannot hold every slot.</summary>
+    static bool TryOpenStream(string tenantId, EventsOptions o)
+    {
+        if (Interlocked.Increment(ref _openStreams) > o.StreamConnectionsMax)
+        {
+            Interlocked.Decrement(ref _openStreams);
+            return false;
+        }
+        var mine = OpenStreamsByTenant.AddOrUpdate(tenantId, 1, (_, n) => n + 1);
+        if (mine <= o.StreamConnectionsPerTenantMax) return true;
+        CloseStream(tenantId);
+        return false;
+    }
+
+    static void CloseStream(string tenantId)
+    {
+        Interlocked.Decrement(ref _openStreams);
+        // Remove the entry only while it is 0 (atomically), so tenants without streams hold no memory.
+        if (OpenStreamsByTenant.AddOrUpdate(tenantId, 0, (_, v) => v - 1) == 0)
+            OpenStreamsByTenant.TryRemove(new KeyValuePair<string, int>(tenantId, 0));
     }
 
     static async Task<Results<Created<WebhookResponse>, ValidationProblem, ProblemHttpResult>> CreateWebhookAsync(CreateWebhookRequest body,
@@ -221,8 +254,9 @@ public static class EventsApi
             _ => (DeliveryState)(-1),
         };
         if (filter == (DeliveryState)(-1)) return Problems.Validation("state", "One of pending, delivered, dead.");
+        if (after?.Length == 0) after = null;
         if (after is not null && (after.Length > 64 || !after.StartsWith("whd_", StringComparison.Ordinal)))
-            return Problems.Validation("after", "Not a cursor this list returned.");
+            return Problems.InvalidCursor();
         if (await s.Webhooks.GetAsync(s.Tenant.Id, id, ct) is null) return WebhookNotFound(id);
         var (items, next) = await s.Webhooks.ListDeliveriesAsync(s.Tenant.Id, id, filter, after, take, ct);
         return TypedResults.Ok(new DeliveryPage(items.Select(DeliveryResponse.From).ToList(), next));

@@ -20,6 +20,7 @@ public static class EventsModule
 
         builder.Services.AddSingleton<EventSignals>();
         builder.Services.AddSingleton<EventFeed>();
+        builder.Services.AddSingleton<FeedCursorCodec>();
         builder.Services.AddSingleton<WebhookStore>();
         builder.Services.AddSingleton<EventsMetrics>();
         // Absent by default; OutboxRelay takes it as an optional dependency.

@@ -93,6 +93,11 @@ public sealed class EventsOptions
     [Range(1, 100_000)]
     public int StreamConnectionsMax { get; set; } = 1_000;
 
+    /// <summary>Open <c>GET /v1/events/stream</c> connections of one tenant per process; more get 503, so one tenant
+    /// cannot take every slot of <see cref="StreamConnectionsMax"/>. Default 100.</summary>
+    [Range(1, 100_000)]
+    public int StreamConnectionsPerTenantMax { get; set; } = 100;
+
     /// <summary>Seconds between SSE keep-alive comments on an idle stream. Default 15.</summary>
     [Range(1, 3_600)]
     public int StreamHeartbeatSeconds { get; set; } = 15;

@@ -59,7 +59,8 @@ public static class WebhookSignature
 public static class WebhookTargets
 {
     /// <summary>Whether an address is routable on the public internet (not loopback, private, link-local, CGNAT,
-    /// unique-local, multicast, unspecified or reserved, in IPv4, IPv6 or IPv4-mapped form).</summary>
+    /// unique-local, multicast, unspecified or reserved, in IPv4 or IPv6 form, including the IPv6 forms that embed an
+    /// IPv4 address: IPv4-mapped, IPv4-compatible, SIIT, NAT64, 6to4 and Teredo).</summary>
     public static bool IsPublic(IPAddress address)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
@@ -80,12 +81,17 @@ public static class WebhookTargets
         }
         if (address.AddressFamily == AddressFamily.InterNetworkV6)
         {
-            if (address.Equals(IPAddress.IPv6None) || address.Equals(IPAddress.IPv6Any)) return false;
-            if (address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast || address.IsIPv6UniqueLocal) return false;
             Span<byte> b = stackalloc byte[16];
             address.TryWriteBytes(b, out _);
-            if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false; // documentation
-            if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return false; // NAT64 can reach private IPv4
+            // Only 2000::/3 is global unicast. Everything else is loopback, unspecified, IPv4-compatible (::a.b.c.d, so
+            // [::127.0.0.1] is loopback), SIIT (::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96, 64:ff9b:1::/48, which reach
+            // private IPv4 through a translator), discard-only, unique-local, link-local, site-local or multicast.
+            if ((b[0] & 0xe0) != 0x20) return false;
+            if (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02) return false;                   // 2001::/23 IETF protocol assignments, Teredo 2001::/32
+            if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false;   // 2001:db8::/32 documentation
+            if (b[0] == 0x3f && b[1] == 0xff && (b[2] & 0xf0) == 0) return false;             // 3fff::/20 documentation
+            if (b[0] == 0x20 && b[1] == 0x02)                                                   // 6to4 2002:AABB:CCDD::/48 embeds A.B.C.D
+                return IsPublic(new IPAddress(b.Slice(2, 4)));
             return true;
         }
         return false;

@@ -42,9 +42,13 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             {
                 413 => (413, "payload_too_large", "Request body too large", bad.Message, null),
                 415 => (415, "unsupported_media_type", "Unsupported media type", "Send the body as application/json.", null),
+                400 => ClassifyBinding(bad.Message),
                 _ => (bad.StatusCode, Problems.CodeForStatus(bad.StatusCode), "Bad request", bad.Message, null),
             };
         }
+        if (exception is InvalidCursorException cursor)
+            return (400, "invalid_cursor", "Invalid cursor", cursor.Message,
+                new Dictionary<string, string[]> { [cursor.Parameter] = ["Not a cursor this list returned; omit it to start at the beginning."] });
         if (exception is OverloadedException overloaded)
             return (503, "overloaded", "Overloaded", overloaded.Message + " Retry after a short pause.", null);
         return (500, "internal_error", "Internal error", "The server failed to handle the request; it has been logged.", null);
@@ -58,14 +62,55 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         if (syntax)
             return (400, "malformed_json", "Malformed JSON", "The body is not valid JSON" + (json.LineNumber is { } line ? $" (line {line + 1}, byte {json.BytePositionInLine})." : "."), null);
         var field = json.Path!.StartsWith("$.", StringComparison.Ordinal) ? json.Path[2..] : json.Path.TrimStart('$');
+        if (json.Message.StartsWith("Duplicate propert", StringComparison.Ordinal))
+        {
+            // The path points at the object holding the duplicate; the message names the property itself.
+            var name = QuotedName(json.Message);
+            var duplicate = name is null || field == name || field.EndsWith("." + name, StringComparison.Ordinal)
+                ? (field.Length == 0 ? "body" : field)
+                : field.Length == 0 ? name : field + "." + name;
+            return (400, "duplicate_field", "Duplicate field", $"The field '{duplicate}' appears more than once; send each field once.",
+                new Dictionary<string, string[]> { [duplicate] = ["Appears more than once."] });
+        }
         if (field.Length == 0) field = "body";
         return (400, "validation_failed", "Validation failed", "One or more fields are invalid.",
             new Dictionary<string, string[]> { [field] = [Clean(json.Message)] });
     }
 
+    static string? QuotedName(string message)
+    {
+        var start = message.IndexOf('\'', StringComparison.Ordinal);
+        var end = start < 0 ? -1 : message.IndexOf('\'', start + 1);
+        return end > start + 1 ? message[(start + 1)..end] : null;
+    }
+
+    // Route binding's messages name .NET types ("Nullable<DateTimeOffset> from"); say what the parameter expects instead.
+    static (int, string, string, string?, Dictionary<string, string[]>?) ClassifyBinding(string message)
+    {
+        var match = BindingMessage().Match(message);
+        if (!match.Success)
+            return (400, "bad_request", "Bad request", "The request could not be read.", null);
+        var name = match.Groups["name"].Value;
+        var expected = match.Groups["value"].Success ? "Must be " + Expected(match.Groups["type"].Value) + "." : "Required.";
+        return (400, "validation_failed", "Validation failed", "One or more fields are invalid.", new Dictionary<string, string[]> { [name] = [expected] });
+    }
+
+    static string Expected(string type) =>
+        type.Contains("DateTimeOffset", StringComparison.Ordinal) || type.Contains("DateTime", StringComparison.Ordinal)
+            ? "an RFC 3339 date-time such as 2026-12-01T08:00:00Z"
+        : type.Contains("DateOnly", StringComparison.Ordinal) ? "an RFC 3339 full-date such as 2026-12-01"
+        : type.Contains("Int64", StringComparison.Ordinal) || type.Contains("long", StringComparison.Ordinal) ? "an integer"
+        : type.Contains("Int32", StringComparison.Ordinal) || type.Contains("int", StringComparison.Ordinal) ? "an integer from -2147483648 to 2147483647"
+        : type.Contains("Bool", StringComparison.Ordinal) || type.Contains("bool", StringComparison.Ordinal) ? "true or false"
+        : type.Contains("Guid", StringComparison.Ordinal) ? "a UUID"
+        : "a valid value";
+
+    [System.Text.RegularExpressions.GeneratedRegex("""^(?:Failed to bind parameter "(?<type>.+) (?<name>[^ "]+)" from "(?<value>.*)"\.|Required parameter "(?<type>.+) (?<name>[^ "]+)" was not provided from .*)$""", System.Text.RegularExpressions.RegexOptions.Singleline)]
+    private static partial System.Text.RegularExpressions.Regex BindingMessage();
+
     // The serializer's messages name .NET types; say what is wrong in JSON terms instead.
     static string Clean(string message) =>
-        message.Contains("could not be mapped", StringComparison.Ordinal) ? "Unknown field."
+        message.Contains("could not be mapped", StringComparison.Ordinal) ? "Unknown field (field names are case-sensitive snake_case)."
         : message.Contains("could not be converted", StringComparison.Ordinal) ? "Wrong type or out of range (amounts are integers from 1 to 9223372036854775807)."
         : message.Contains("required properties", StringComparison.Ordinal) ? "A required field is missing."
         : "Invalid value.";

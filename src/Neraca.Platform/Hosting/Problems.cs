@@ -21,6 +21,12 @@ public static class Problems
     public static ValidationProblem Validation(string field, string message) =>
         Validation(new Dictionary<string, string[]> { [field] = [message] });
 
+    /// <summary>400 <c>invalid_cursor</c>: the list was given a cursor it did not return.</summary>
+    public static ValidationProblem InvalidCursor(string parameter = "after") =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [parameter] = ["Not a cursor this list returned; omit it to start at the beginning."] },
+            $"'{parameter}' is not a cursor this list returned.", title: "Invalid cursor",
+            type: TypeFor("invalid_cursor"), extensions: new Dictionary<string, object?> { ["code"] = "invalid_cursor" });
+
     public static ProblemHttpResult NotFound(string code, string detail) => Of(StatusCodes.Status404NotFound, code, "Not found", detail);
 
     /// <summary>The code for a status that has no more specific one (404 from routing, 405, 415...).</summary>

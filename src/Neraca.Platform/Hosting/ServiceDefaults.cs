@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -16,10 +17,14 @@ public static class ServiceDefaults
     public const string RequestIdHeader = "X-Request-Id";
     const int RequestIdLengthMax = 128;
 
-    /// <summary>The JSON contract: snake_case, strict (unknown fields and trailing commas are errors).</summary>
+    /// <summary>The JSON contract: snake_case, strict (unknown fields, trailing commas, duplicate fields and fields
+    /// spelled in another case are errors). Duplicates and case variants are refused because a gateway or signer that
+    /// reads the first <c>amount</c> would approve another amount than the one posted (last one wins otherwise).</summary>
     public static void ConfigureJson(JsonSerializerOptions o)
     {
         o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.PropertyNameCaseInsensitive = false;
+        o.AllowDuplicateProperties = false;
         o.DictionaryKeyPolicy = null;
         o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         o.AllowTrailingCommas = false;
@@ -27,6 +32,47 @@ public static class ServiceDefaults
         o.NumberHandling = JsonNumberHandling.Strict;
         o.RespectNullableAnnotations = true;
         o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+        o.Converters.Add(new StrictJsonObjectConverter());
+    }
+
+    /// <summary>Free-form objects (metadata) with a duplicate key are a 400 like any other duplicate field: the
+    /// framework's <see cref="JsonObject"/> converter ignores <see cref="JsonSerializerOptions.AllowDuplicateProperties"/>.</summary>
+    sealed class StrictJsonObjectConverter : JsonConverter<JsonObject>
+    {
+        public override JsonObject? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            RefuseDuplicates(reader); // a copy: the scan does not move the reader
+            return JsonNode.Parse(ref reader) as JsonObject ?? throw new JsonException("The JSON value could not be converted: expected an object.");
+        }
+
+        public override void Write(Utf8JsonWriter writer, JsonObject value, JsonSerializerOptions options) => value.WriteTo(writer, options);
+
+        /// <summary>One pass over the (fully buffered) value with a set of names per open object; no recursion.</summary>
+        static void RefuseDuplicates(Utf8JsonReader scan)
+        {
+            var open = new Stack<HashSet<string>?>();
+            do
+            {
+                switch (scan.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        open.Push(new HashSet<string>(StringComparer.Ordinal));
+                        break;
+                    case JsonTokenType.StartArray:
+                        open.Push(null);
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        open.Pop();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var name = scan.GetString()!;
+                        if (open.Peek() is { } names && !names.Add(name))
+                            throw new JsonException($"Duplicate property '{name}' encountered during deserialization.");
+                        break;
+                }
+            }
+            while (open.Count > 0 && scan.Read());
+        }
     }
 
     public static WebApplicationBuilder AddServiceDefaults(this WebApplicationBuilder builder)
@@ -109,7 +155,16 @@ public static class ServiceDefaults
         // The exception handler clears the response headers before writing a 500; put the id back when it starts.
         context.Response.OnStarting(() =>
         {
-            context.Response.Headers[RequestIdHeader] = id;
+            var headers = context.Response.Headers;
+            headers[RequestIdHeader] = id;
+            // Every response: browsers must not guess a type (a JSON body rendered as HTML). Responses that carry a
+            // secret: no cache anywhere may keep them (RFC 6749 section 5.1).
+            headers.XContentTypeOptions = "nosniff";
+            if (context.Response.StatusCode < 300 && context.GetEndpoint()?.Metadata.GetMetadata<SecretResponse>() is not null)
+            {
+                headers.CacheControl = "no-store";
+                headers.Pragma = "no-cache";
+            }
             return Task.CompletedTask;
         });
         Activity.Current?.SetTag(NeracaTelemetry.RequestIdTag, id);

@@ -1,8 +1,13 @@
 using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Extensions.Options;
+using Neraca.Auth;
 using Neraca.Hosting;
 using Neraca.Storage;
 using Neraca.Tenancy;
@@ -29,6 +34,10 @@ public sealed class IdempotencyOptions
 /// (<c>Idempotent-Replayed: true</c>), a repeat with another body gets 422 <c>idempotency_key_reused</c>, and a repeat
 /// while the first still runs gets 409 <c>idempotency_key_in_use</c>. Ledger handlers also derive missing ids from
 /// the key, so even a crash between commit and storing the response cannot post twice.</summary>
+/// <remarks>Keys are scoped per caller (the API key, or the end user's subject), not per tenant: two callers of one
+/// tenant never see each other's responses. Responses that carry a secret (<see cref="SecretResponse"/>) are stored
+/// without it and a repeat gets 409 <c>idempotent_replay_unavailable</c> naming the resource: the secret is never
+/// persisted in clear.</remarks>
 public sealed class IdempotencyMiddleware(RequestDelegate next, Database database, IOptions<IdempotencyOptions> options, TimeProvider clock)
 {
     const short InFlight = 1;
@@ -44,6 +53,7 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
             return;
         }
         var tenantId = context.RequestServices.GetRequiredService<CurrentTenant>().Id;
+        key = CallerScoped(context.User, key);
         var fingerprint = await FingerprintAsync(context);
         var ct = context.RequestAborted;
         var nowUs = DbTime.ToMicros(clock.GetUtcNow());
@@ -92,6 +102,11 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
                 "This Idempotency-Key was used with a different request; use a new key for a new request.").ExecuteAsync(context);
             return false;
         }
+        if (row.state == Completed && context.GetEndpoint()?.Metadata.GetMetadata<SecretResponse>() is not null && row.status_code is < 300)
+        {
+            await SecretNotReplayedAsync(context, row);
+            return false;
+        }
         if (row.state == Completed)
         {
             context.Response.StatusCode = row.status_code ?? 200;
@@ -115,6 +130,47 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
         }
         await InUseAsync(context);
         return false;
+    }
+
+    /// <summary>The first request created something whose secret was shown once; say where it is instead of replaying.</summary>
+    static async Task SecretNotReplayedAsync(HttpContext context, Row row)
+    {
+        var extra = new Dictionary<string, object?>();
+        foreach (var line in (row.response_headers ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            if (line.StartsWith("Location:", StringComparison.Ordinal)) extra["location"] = line["Location:".Length..];
+        if (row.response_body is { Length: > 0 } body)
+        {
+            try { extra["original"] = JsonNode.Parse(body); }
+            catch (JsonException) { /* not JSON: nothing to show */ }
+        }
+        await Problems.Of(409, "idempotent_replay_unavailable", "Response not replayable",
+            "A request with this Idempotency-Key succeeded already. Its response carried a secret that is shown only once and is never stored, " +
+            "so it cannot be replayed: use the resource it created (see location) and rotate or revoke its secret if the first response was lost.",
+            extra).ExecuteAsync(context);
+    }
+
+    /// <summary>The stored key: the caller's identity and the client's key, length-prefixed so no two pairs collide.</summary>
+    internal static string CallerScoped(ClaimsPrincipal user, string key)
+    {
+        var caller = user.FindFirstValue(NeracaClaims.KeyId) is { } keyId ? "key:" + keyId
+            : user.FindFirstValue(EndUserClaims.Subject) is { } subject ? "sub:" + subject
+            : "tenant";
+        return string.Create(CultureInfo.InvariantCulture, $"{caller.Length}:{caller}{key}");
+    }
+
+    /// <summary>The body with the secret fields removed (top-level JSON members), or nothing when it is not a JSON object.</summary>
+    static byte[] WithoutSecrets(byte[] body, SecretResponse secrets)
+    {
+        try
+        {
+            if (JsonNode.Parse(body) is not JsonObject json) return [];
+            foreach (var field in secrets.Fields) json.Remove(field);
+            return JsonSerializer.SerializeToUtf8Bytes(json);
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
     }
 
     static async Task InUseAsync(HttpContext context)
@@ -150,11 +206,13 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
             var headers = string.Join('\n', ReplayedHeaders
                 .Where(h => context.Response.Headers.ContainsKey(h))
                 .Select(h => $"{h}:{context.Response.Headers[h]}"));
+            var body = buffer.ToArray();
+            if (context.GetEndpoint()?.Metadata.GetMetadata<SecretResponse>() is { } secrets) body = WithoutSecrets(body, secrets);
             await using var connection = await database.OpenAsync(CancellationToken.None);
             await connection.ExecuteAsync(new CommandDefinition("""
                 UPDATE idempotency_keys SET state = @Completed, status_code = @status, response_body = @body, response_headers = @headers
                 WHERE tenant_id = @tenantId AND key = @key
-                """, new { Completed, status, body = buffer.ToArray(), headers, tenantId, key }));
+                """, new { Completed, status, body, headers, tenantId, key }));
         }
         buffer.Position = 0;
         await buffer.CopyToAsync(original, context.RequestAborted);

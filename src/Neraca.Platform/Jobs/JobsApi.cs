@@ -48,7 +48,8 @@ public static class JobsApi
             stateFilter = parsed;
         }
         if (limit is < 1 or > PageSizeMax) return Problems.Validation("limit", $"Expected 1-{PageSizeMax}.");
-        if (after is not null && !Ids.IsValid(after)) return Problems.Validation("after", "Not a cursor returned by this endpoint.");
+        if (after?.Length == 0) after = null;
+        if (after is not null && (!after.StartsWith("job_", StringComparison.Ordinal) || !Ids.IsValid(after))) return Problems.InvalidCursor();
         if (type is { Length: 0 or > Ids.LengthMax }) return Problems.Validation("type", "Expected a job type name.");
         var size = limit ?? PageSizeDefault;
         var jobs = await store.ListAsync(tenant.Id, stateFilter, type, after, size + 1, ct);

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Reflection;
 using System.Security.Claims;
 using System.Text.Json;
@@ -30,6 +31,19 @@ public static class ObservabilityModule
         "System.Runtime",
         "StackExchange.Redis",
     ];
+
+    /// <summary>The only attributes outgoing HTTP and DNS metrics keep. Webhook URLs are tenant data: the host name
+    /// (<c>server.address</c>, <c>dns.question.name</c>) as a label would leak one tenant's endpoints to whoever sees
+    /// the metrics and give every tenant a way to blow up the series count.</summary>
+    internal static readonly string[] OutboundTagKeys =
+        ["http.request.method", "http.response.status_code", "network.protocol.version", "url.scheme", "error.type", "http.connection.state"];
+
+    static MetricStreamConfiguration? OutboundView(Instrument instrument)
+    {
+        if (instrument.Meter.Name is not ("System.Net.Http" or "System.Net.NameResolution")) return null;
+        var histogram = instrument.GetType() is { IsGenericType: true } t && t.GetGenericTypeDefinition() == typeof(Histogram<>);
+        return histogram ? new ExplicitBucketHistogramConfiguration { TagKeys = OutboundTagKeys } : new MetricStreamConfiguration { TagKeys = OutboundTagKeys };
+    }
 
     /// <summary>Request latency buckets, pinned so the posting latency SLO's 250 ms threshold (<c>le="0.25"</c>) is
     /// always a bucket boundary. Same values as ASP.NET Core's advice.</summary>
@@ -71,6 +85,7 @@ public static class ObservabilityModule
                 m.AddMeter(Meters)
                     .AddHttpClientInstrumentation()
                     .AddNpgsqlInstrumentation()
+                    .AddView(OutboundView)
                     .AddView("http.server.request.duration", new ExplicitBucketHistogramConfiguration { Boundaries = HttpDurationBucketsSeconds })
                     .AddView("neraca.job.duration", new ExplicitBucketHistogramConfiguration { Boundaries = JobDurationBucketsSeconds });
                 if (options.Metrics.Enabled)

@@ -39,7 +39,14 @@ public static class Scopes
     public const string LedgerWrite = "ledger:write";
     public const string EventsRead = "events:read";
     public const string WebhooksWrite = "webhooks:write";
+
+    /// <summary>Operators: verify audit hash chains on demand (<c>GET /v1/ledgers/{id}/audit</c>). Server keys only;
+    /// end-user tokens never get it.</summary>
+    public const string AuditRead = "audit:read";
     public const string Admin = "admin";
 
-    public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, Admin];
+    public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, AuditRead, Admin];
+
+    /// <summary>What an end-user token may carry: never <see cref="Admin"/> or <see cref="AuditRead"/>.</summary>
+    public static readonly IReadOnlyList<string> EndUser = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite];
 }

@@ -87,8 +87,8 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
     public async Task Bad_cursor_limit_or_type_is_a_validation_problem()
     {
         var tenant = await Server.NewTenantAsync();
-        (await tenant.Http.GetJsonAsync("/v1/events?after=abc")).AssertProblem(400, "validation_failed");
-        (await tenant.Http.GetJsonAsync("/v1/events?after=1.2.3")).AssertProblem(400, "validation_failed");
+        (await tenant.Http.GetJsonAsync("/v1/events?after=abc")).AssertProblem(400, "invalid_cursor");
+        (await tenant.Http.GetJsonAsync("/v1/events?after=1.2.3")).AssertProblem(400, "invalid_cursor");
         (await tenant.Http.GetJsonAsync("/v1/events?limit=0")).AssertProblem(400, "validation_failed");
         (await tenant.Http.GetJsonAsync("/v1/events?limit=100000")).AssertProblem(400, "validation_failed");
         (await tenant.Http.GetJsonAsync("/v1/events?type=transfer.*")).AssertProblem(400, "validation_failed");
