@@ -77,10 +77,10 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
             throw new ArgumentException("A posting operation needs its transfer id and both account ids.", nameof(op));
         if (op.DebitAccountId == op.CreditAccountId)
             throw new ArgumentException($"Transfer '{op.TransferId}': debit and credit accounts must differ.", nameof(op));
-        if (op.Kind == OpKind.Create && op.Amount < 1)
-            throw new ArgumentException($"Transfer '{op.TransferId}': amount must be at least 1 (got {op.Amount}).", nameof(op));
-        if (op.Kind == OpKind.Post && op.Amount < 0)
-            throw new ArgumentException($"Transfer '{op.TransferId}': a posted amount is 0 (all) or more.", nameof(op));
+        // 0 means "all of it" for a reversal (what is left of the original) and for posting a pending transfer.
+        var amountMin = op.Kind == OpKind.Create && op.Reverses is null ? 1 : 0;
+        if (op.Amount < amountMin)
+            throw new ArgumentException($"Transfer '{op.TransferId}': amount must be at least {amountMin} (got {op.Amount}).", nameof(op));
     }
 
     LedgerQueue StartQueue(LedgerRecord ledger)
