@@ -9,9 +9,12 @@ using Neraca.Tenancy;
 namespace Neraca.Ledger;
 
 /// <summary>Services every ledger handler needs, bundled for <c>[AsParameters]</c>.</summary>
-internal sealed record LedgerServices(ILedger Ledger, CurrentTenant Tenant, HttpContext Http)
+internal sealed record LedgerServices(ILedger TenantLedger, CurrentCaller Caller, HttpContext Http)
 {
-    public string TenantId => Tenant.Id;
+    public string TenantId => Caller.TenantId;
+
+    /// <summary>The ledger as the caller may use it: tenant-wide for a server key, the subject's own view for an end user.</summary>
+    public ILedger Ledger => Caller.Subject is { } subject ? TenantLedger.For(subject) : TenantLedger;
 
     /// <summary>An id for a resource the client did not name. With an <c>Idempotency-Key</c> it is derived from the key,
     /// so a retry re-creates nothing even if the first response was lost; without one it is new.</summary>
@@ -49,7 +52,7 @@ internal static class LedgerApi
         read.MapGet("/transfers/{id}", GetTransfer).Produces<TransferResponse>();
         // Every route answers problem+json on failure (docs/errors.md).
         read.ProducesProblem(400).ProducesProblem(404);
-        write.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(422);
+        write.ProducesProblem(400).ProducesProblem(403).ProducesProblem(404).ProducesProblem(409).ProducesProblem(422);
         return app;
     }
 
@@ -140,6 +143,7 @@ internal static class LedgerApi
         {
             LedgerErrorKind.NotFound => StatusCodes.Status404NotFound,
             LedgerErrorKind.Conflict => StatusCodes.Status409Conflict,
+            LedgerErrorKind.Forbidden => StatusCodes.Status403Forbidden,
             _ => StatusCodes.Status422UnprocessableEntity,
         };
         var extra = e.Field is null ? null : new Dictionary<string, object?> { ["field"] = e.Field };
