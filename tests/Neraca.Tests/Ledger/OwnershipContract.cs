@@ -278,3 +278,6 @@ public abstract class OwnershipContract(ServerFixture fixture)
 public sealed class SqliteOwnershipContractTests(SqliteServerFixture fixture) : OwnershipContract(fixture), IClassFixture<SqliteServerFixture>;
 
 public sealed class PostgresOwnershipContractTests(PostgresServerFixture fixture) : OwnershipContract(fixture), IClassFixture<PostgresServerFixture>;
+
+/// <summary>On PostgreSQL as the least-privilege application role: the owner column is written and read by that role too.</summary>
+public sealed class AppRoleOwnershipContractTests(PostgresAppRoleServerFixture fixture) : OwnershipContract(fixture), IClassFixture<PostgresAppRoleServerFixture>;
