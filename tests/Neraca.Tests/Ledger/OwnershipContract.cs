@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
+using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Ledger;
@@ -281,3 +282,18 @@ public sealed class PostgresOwnershipContractTests(PostgresServerFixture fixture
 
 /// <summary>On PostgreSQL as the least-privilege application role: the owner column is written and read by that role too.</summary>
 public sealed class AppRoleOwnershipContractTests(PostgresAppRoleServerFixture fixture) : OwnershipContract(fixture), IClassFixture<PostgresAppRoleServerFixture>;
+
+/// <summary>With Redis configured (cache L2 and version tokens in Redis): the owner is part of the cached account row and
+/// is checked after the cache, so a row cached for a server key or one subject never answers another subject.</summary>
+public sealed class RedisOwnershipServerFixture() : ServerFixture(StoreKind.Postgres)
+{
+    protected override async Task<(NeracaServer Server, string AdminDatabase)> StartAsync()
+    {
+        var redis = await RedisServer.SharedAsync();
+        var database = await TestStores.NewDatabaseAsync(Kind);
+        // A prefix of its own: version tokens of earlier runs must not decide this one.
+        return (await NeracaServer.StartAsync(database, Clock.Time, "--Redis:Url=" + redis.Url, "--Redis:KeyPrefix=t" + Guid.NewGuid().ToString("N") + ":"), database);
+    }
+}
+
+public sealed class RedisOwnershipContractTests(RedisOwnershipServerFixture fixture) : OwnershipContract(fixture), IClassFixture<RedisOwnershipServerFixture>;
