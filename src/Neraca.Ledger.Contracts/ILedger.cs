@@ -13,6 +13,19 @@ namespace Neraca.Ledger;
 /// </remarks>
 public interface ILedger
 {
+    /// <summary>The ledger as the end user <paramref name="subject"/> sees it: the same methods, restricted to the
+    /// accounts the subject owns (<see cref="CreateAccountRequest.Owner"/>). Use it for every call made on behalf of an
+    /// end user; the plain ledger is tenant-wide, for servers.</summary>
+    /// <remarks>
+    /// <para>Reads: accounts, balances and entries of the subject's accounts only; transfers with at least one side on
+    /// them; anything else answers as if it did not exist (<c>account_not_found</c>, <c>transfer_not_found</c>).</para>
+    /// <para>Money: a new transfer (alone, in a batch or as a reversal) must debit an account the subject owns; it may
+    /// credit any account (paying someone). A pending transfer may be posted in full by the owner of its debit account
+    /// and voided by the owner of its credit account: the end user can only give up its own money. Creating ledgers and
+    /// accounts, partial posts and the other directions answer <c>server_key_required</c>.</para>
+    /// </remarks>
+    ILedger For(string subject);
+
     Task<LedgerResult<LedgerResponse>> CreateLedgerAsync(string tenantId, CreateLedgerRequest request, CancellationToken ct);
     Task<LedgerResult<LedgerResponse>> GetLedgerAsync(string tenantId, string idOrCode, CancellationToken ct);
     Task<LedgerResult<Page<LedgerResponse>>> ListLedgersAsync(string tenantId, PageRequest page, CancellationToken ct);
@@ -58,6 +71,8 @@ public enum LedgerErrorKind
     NotFound = 2,
     Conflict = 3,
     Unprocessable = 4,
+    /// <summary>Allowed to servers only (HTTP 403).</summary>
+    Forbidden = 5,
 }
 
 /// <summary>Why a call failed: a stable <see cref="Code"/> (<see cref="LedgerCodes"/>), a human detail, the field at

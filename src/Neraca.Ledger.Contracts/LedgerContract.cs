@@ -9,13 +9,15 @@ public sealed record CreateLedgerRequest(string? Code = null, string? Asset = nu
 
 public sealed record LedgerResponse(string Id, string Code, string Asset, int Scale, string? Name, JsonNode? Metadata, DateTimeOffset CreatedAt);
 
-public sealed record CreateAccountRequest(string? Id = null, string? Ledger = null, string? NormalBalance = null, int? Code = null, string? Name = null, string[]? Flags = null, long? OverdraftLimit = null, JsonObject? Metadata = null);
+/// <summary>A new account. <c>Owner</c> is the subject (<c>sub</c>) of the end user who owns it: their tokens see it and
+/// may debit it; null: no end user owns it (funding, fee, settlement accounts). Set by servers only; immutable.</summary>
+public sealed record CreateAccountRequest(string? Id = null, string? Ledger = null, string? NormalBalance = null, int? Code = null, string? Name = null, string[]? Flags = null, long? OverdraftLimit = null, JsonObject? Metadata = null, string? Owner = null);
 
 public sealed record BalanceResponse(long DebitsPosted, long CreditsPosted, long DebitsPending, long CreditsPending, long Posted, long Available);
 
 public sealed record AccountResponse(
     string Id, string Ledger, string NormalBalance, int Code, string? Name, string[] Flags, long OverdraftLimit,
-    JsonNode? Metadata, BalanceResponse Balance, DateTimeOffset CreatedAt);
+    JsonNode? Metadata, BalanceResponse Balance, DateTimeOffset CreatedAt, string? Owner = null);
 
 public sealed record CreateTransferRequest(string? Id = null, string? DebitAccount = null, string? CreditAccount = null, long? Amount = null, int? Code = null, string? Description = null, JsonObject? Metadata = null, bool? Pending = null, long? TimeoutSeconds = null, DateTimeOffset? EffectiveAt = null, bool? Linked = null);
 
@@ -66,4 +68,7 @@ public static class LedgerCodes
     public const string LedgerExists = "ledger_exists";
     public const string AccountExistsWithDifferentFields = "account_exists_with_different_fields";
     public const string ValidationFailed = "validation_failed";
+    /// <summary>An end user asked for what only a server may do (create a ledger or an account, resolve a pending
+    /// transfer or reverse a transfer in a direction that takes money from someone else).</summary>
+    public const string ServerKeyRequired = "server_key_required";
 }

@@ -6,14 +6,35 @@ namespace Neraca.Ledger;
 
 /// <summary>The in-process ledger API (<see cref="ILedger"/>): validates every input before it can join a group
 /// commit, routes transfers to their ledger's posting pipeline and answers reads. The HTTP API maps onto it.</summary>
+/// <remarks>With <see cref="Subject"/> set (<see cref="For"/>) it is an end user's view: every rule of end-user ownership is
+/// enforced here, so in-process callers acting for an end user get the same answers as the HTTP API.</remarks>
 internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipeline, AuditChain audit, TimeProvider clock) : ILedger
 {
     public const int PageLimitDefault = 100;
+
+    /// <summary>The end user this view acts for; null: tenant-wide (a server).</summary>
+    public string? Subject { get; private init; }
+
+    public ILedger For(string subject)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(subject);
+        return new InProcessLedger(store, pipeline, audit, clock) { Subject = subject };
+    }
+
+    /// <summary>Whether the caller may see and debit the account: a server any, an end user the ones it owns.</summary>
+    bool Reaches(AccountState account) => Subject is null || string.Equals(account.Owner, Subject, StringComparison.Ordinal);
+
+    async Task<bool> ReachesAsync(string tenantId, string accountId, CancellationToken ct) =>
+        Subject is null || (await store.GetAccountAsync(tenantId, accountId, ct) is { } a && Reaches(a));
+
+    LedgerResult<T>? ServerOnly<T>(string what) => Subject is null ? null
+        : LedgerResult<T>.Fail(LedgerErrorKind.Forbidden, LedgerCodes.ServerKeyRequired, $"Only a server API key can {what}.");
 
     // ---------------- ledgers ----------------
 
     public async Task<LedgerResult<LedgerResponse>> CreateLedgerAsync(string tenantId, CreateLedgerRequest body, CancellationToken ct)
     {
+        if (ServerOnly<LedgerResponse>("create ledgers") is { } refused) return refused;
         var v = new LedgerValidation();
         v.Id("code", body.Code, required: true);
         if (body.Asset is null) v.Add("asset", "Required.");
@@ -61,6 +82,9 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
 
     public async Task<LedgerResult<AccountResponse>> CreateAccountAsync(string tenantId, CreateAccountRequest body, CancellationToken ct)
     {
+        // An end user's own account would have the flags it chose: one without debits_must_not_exceed_credits could be
+        // debited without limit to pay anyone. Accounts (and their owners) are the server's decision.
+        if (ServerOnly<AccountResponse>("create accounts") is { } refused) return refused;
         var v = new LedgerValidation();
         v.Id("id", body.Id, required: true);
         if (body.Ledger is null) v.Add("ledger", "Required.");
@@ -83,6 +107,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         if (body.Code is < 0) v.Add("code", "Must be 0 or more.");
         v.Text("name", body.Name, LedgerValidation.NameLengthMax);
         v.Metadata("metadata", body.Metadata);
+        v.Owner("owner", body.Owner);
         if (!v.Ok) return Invalid<AccountResponse>(v);
 
         if (await store.GetLedgerAsync(tenantId, body.Ledger!, ct) is not { } ledger)
@@ -90,7 +115,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         var wanted = new AccountState
         {
             Id = body.Id!, LedgerId = ledger.Id, NormalBalance = normal!.Value, Code = body.Code ?? 0, Name = body.Name, Flags = flags,
-            OverdraftLimit = body.OverdraftLimit ?? 0, Metadata = LedgerJson.MetadataText(body.Metadata), CreatedAtUs = store.NowUs(),
+            OverdraftLimit = body.OverdraftLimit ?? 0, Metadata = LedgerJson.MetadataText(body.Metadata), Owner = body.Owner, CreatedAtUs = store.NowUs(),
         };
         var payload = LedgerJson.Serialize(LedgerJson.ToResponse(wanted, ledger.Code));
         var (outcome, account) = await store.CreateAccountAsync(tenantId, wanted, payload, ct);
@@ -106,7 +131,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     }
 
     public async Task<LedgerResult<AccountResponse>> GetAccountAsync(string tenantId, string accountId, CancellationToken ct) =>
-        await store.GetAccountAsync(tenantId, accountId, ct) is { } account
+        await store.GetAccountAsync(tenantId, accountId, ct) is { } account && Reaches(account)
             ? LedgerResult<AccountResponse>.Ok(await ToResponseAsync(tenantId, account, ct))
             : AccountNotFound<AccountResponse>(accountId);
 
@@ -126,7 +151,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
                 return Invalid<Page<AccountResponse>>("metadata." + name, "Metadata keys in filters are 1-64 characters of A-Z a-z 0-9 _ -");
             metadata.Add((name, value));
         }
-        var (items, more) = await store.ListAccountsAsync(tenantId, ledgerId, metadata, take, Cursor.Decode(query.After), ct);
+        var (items, more) = await store.ListAccountsAsync(tenantId, ledgerId, Subject, metadata, take, Cursor.Decode(query.After), ct);
         var data = new List<AccountResponse>(items.Count);
         foreach (var a in items) data.Add(await ToResponseAsync(tenantId, a, ct));
         return LedgerResult<Page<AccountResponse>>.Ok(new(data, more ? Cursor.Encode(items[^1].Id) : null));
@@ -135,7 +160,8 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     public async Task<LedgerResult<Page<EntryResponse>>> ListEntriesAsync(string tenantId, string accountId, EntryQuery query, CancellationToken ct)
     {
         if (PageLimit(query.Limit) is not { } take) return LimitProblem<Page<EntryResponse>>();
-        if (await store.GetAccountLedgerIdAsync(tenantId, accountId, ct) is null) return AccountNotFound<Page<EntryResponse>>(accountId);
+        if (await store.GetAccountLedgerIdAsync(tenantId, accountId, ct) is null || !await ReachesAsync(tenantId, accountId, ct))
+            return AccountNotFound<Page<EntryResponse>>(accountId);
         var afterNo = Cursor.DecodeLong(query.After);
         var (items, more) = await store.ListEntriesAsync(tenantId, accountId, Micros(query.From), Micros(query.To), take, afterNo, ct);
         var data = items.Select(e => new EntryResponse(e.TransferId, e.Direction == EntryDirection.Debit ? "debit" : "credit", e.Amount, e.BalanceAfter,
@@ -147,7 +173,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         CancellationToken ct)
     {
         if (basis is not (null or "posted" or "effective")) return Invalid<PointBalanceResponse>("basis", "Either \"posted\" (default) or \"effective\".");
-        if (await store.GetAccountAsync(tenantId, accountId, ct) is not { } account) return AccountNotFound<PointBalanceResponse>(accountId);
+        if (await store.GetAccountAsync(tenantId, accountId, ct) is not { } account || !Reaches(account)) return AccountNotFound<PointBalanceResponse>(accountId);
         var when = at ?? clock.GetUtcNow();
         var balance = await store.BalanceAtAsync(tenantId, account, DbTime.ToMicros(when), basis == "effective", ct);
         return LedgerResult<PointBalanceResponse>.Ok(new PointBalanceResponse(account.Id, when, basis ?? "posted", balance));
@@ -163,7 +189,8 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         if (body.DebitAccount == body.CreditAccount)
             return LedgerResult<TransferResponse>.Fail(LedgerErrorKind.Unprocessable, LedgerCodes.AccountsMustBeDifferent, "debit_account and credit_account must differ.");
 
-        var (ledger, op) = await RouteCreateAsync(tenantId, body, ct);
+        var debitReached = await ReachesAsync(tenantId, body.DebitAccount!, ct);
+        var (ledger, op) = await RouteCreateAsync(tenantId, body, debitReached, ct);
         if (op.Rejected is { } rejected) return Failure<TransferResponse>(rejected);
         var result = (await pipeline.SubmitAsync(tenantId, ledger!, [op], ct))[0];
         return await RespondAsync(tenantId, result, LedgerOutcome.Created, ct);
@@ -180,9 +207,13 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         if (!v.Ok) return Invalid<BatchResponse>(v);
 
         await store.WarmAccountLedgersAsync(tenantId, items.SelectMany(t => new[] { t.DebitAccount!, t.CreditAccount! }), ct);
+        // An end user's item that debits an account it does not own fails alone (its linked chain with it), as if the
+        // account did not exist.
+        var owned = Subject is null ? null : await store.OwnedAccountIdsAsync(tenantId, Subject, items.Select(t => t.DebitAccount!), ct);
         var ops = new PostingOp[items.Length];
         var ledgers = new LedgerRecord?[items.Length];
-        for (var i = 0; i < items.Length; i++) (ledgers[i], ops[i]) = await RouteCreateAsync(tenantId, items[i], ct);
+        for (var i = 0; i < items.Length; i++)
+            (ledgers[i], ops[i]) = await RouteCreateAsync(tenantId, items[i], owned?.Contains(items[i].DebitAccount!) ?? true, ct);
         if (body.Atomic == true)
             for (var i = 0; i < ops.Length; i++) ops[i].Linked = i < ops.Length - 1 || items[i].Linked == true;
 
@@ -192,16 +223,17 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         {
             var r = results[i];
             output[i] = r.Status == OpStatus.Failed
-                ? new BatchItemResult(i, "failed", r.Code, r.Detail, null)
+                ? new BatchItemResult(i, "failed", r.Code, Subject is not null && r.Code == LedgerCodes.TransferExistsWithDifferentFields ? ExistsDetail : r.Detail, null)
                 : new BatchItemResult(i, r.Status == OpStatus.Created ? "created" : "exists", null, null, await ToResponseAsync(tenantId, r.Transfer!, ct));
         }
         return LedgerResult<BatchResponse>.Ok(new BatchResponse(output));
     }
 
-    /// <summary>Finds the ledger of a new transfer from its accounts (immutable, cached), or says why it cannot be posted.</summary>
-    async Task<(LedgerRecord? Ledger, PostingOp Op)> RouteCreateAsync(string tenantId, CreateTransferRequest t, CancellationToken ct)
+    /// <summary>Finds the ledger of a new transfer from its accounts (immutable, cached), or says why it cannot be posted.
+    /// A debit account the caller does not reach (<paramref name="debitReached"/> false) is reported as missing.</summary>
+    async Task<(LedgerRecord? Ledger, PostingOp Op)> RouteCreateAsync(string tenantId, CreateTransferRequest t, bool debitReached, CancellationToken ct)
     {
-        var debitLedger = await store.GetAccountLedgerIdAsync(tenantId, t.DebitAccount!, ct);
+        var debitLedger = debitReached ? await store.GetAccountLedgerIdAsync(tenantId, t.DebitAccount!, ct) : null;
         var creditLedger = await store.GetAccountLedgerIdAsync(tenantId, t.CreditAccount!, ct);
         var rejected =
             debitLedger is null ? OpResult.Fail(LedgerCodes.AccountNotFound, $"Account '{t.DebitAccount}' does not exist.", "debit_account")
@@ -231,13 +263,36 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         var v = new LedgerValidation();
         v.Amount("amount", amount, required: false);
         if (!v.Ok) return Invalid<TransferResponse>(v);
-        if (await store.GetTransferRouteAsync(tenantId, id, ct) is not { } route)
+        var route = await store.GetTransferRouteAsync(tenantId, id, ct);
+        if (route is null || !await SeesAsync(tenantId, route.Value.DebitAccountId, route.Value.CreditAccountId, ct))
             return LedgerResult<TransferResponse>.Fail(LedgerErrorKind.Unprocessable, LedgerCodes.PendingTransferNotFound, $"No transfer '{id}'.");
-        var ledger = await store.GetLedgerAsync(tenantId, route.LedgerId, ct);
-        var op = new PostingOp { Kind = kind, TransferId = id, DebitAccountId = route.DebitAccountId, CreditAccountId = route.CreditAccountId, Amount = amount ?? 0 };
+        if (Subject is not null && await EndUserResolveRefusalAsync(tenantId, id, kind, amount, route.Value, ct) is { } refused) return refused;
+        var ledger = await store.GetLedgerAsync(tenantId, route.Value.LedgerId, ct);
+        var op = new PostingOp { Kind = kind, TransferId = id, DebitAccountId = route.Value.DebitAccountId, CreditAccountId = route.Value.CreditAccountId, Amount = amount ?? 0 };
         var result = (await pipeline.SubmitAsync(tenantId, ledger!, [op], ct))[0];
         return await RespondAsync(tenantId, result, LedgerOutcome.Ok, ct);
     }
+
+    /// <summary>An end user resolves a pending transfer only in the direction that costs itself: it posts in full what its
+    /// own (debit) account reserved, or it voids what was reserved for its own (credit) account. A payer's void or partial
+    /// post would take back money held for someone else; a payee's post would take the payer's money.</summary>
+    async Task<LedgerResult<TransferResponse>?> EndUserResolveRefusalAsync(string tenantId, string id, OpKind kind, long? amount,
+        (string LedgerId, string DebitAccountId, string CreditAccountId) route, CancellationToken ct)
+    {
+        if (kind == OpKind.Void)
+            return await ReachesAsync(tenantId, route.CreditAccountId, ct) ? null
+                : ServerOnly<TransferResponse>("void a pending transfer from an end user's account (its payee may decline it)");
+        if (!await ReachesAsync(tenantId, route.DebitAccountId, ct))
+            return ServerOnly<TransferResponse>("post a pending transfer into an end user's account (its payer may post it)");
+        if (amount is { } part && await store.GetTransferAsync(tenantId, id, ct) is { } pending && part < pending.Amount)
+            return ServerOnly<TransferResponse>("post part of a pending transfer (the rest would return to the payer)");
+        return null;
+    }
+
+    /// <summary>Whether the caller sees a transfer between these accounts: a server every one, an end user those with a
+    /// side on an account it owns.</summary>
+    async Task<bool> SeesAsync(string tenantId, string debitAccountId, string creditAccountId, CancellationToken ct) =>
+        Subject is null || await ReachesAsync(tenantId, debitAccountId, ct) || await ReachesAsync(tenantId, creditAccountId, ct);
 
     public async Task<LedgerResult<TransferResponse>> ReverseAsync(string tenantId, string transferId, ReverseRequest body, CancellationToken ct)
     {
@@ -247,8 +302,12 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         v.Text("description", body.Description, LedgerValidation.DescriptionLengthMax);
         v.Metadata("metadata", body.Metadata);
         if (!v.Ok) return Invalid<TransferResponse>(v);
-        if (await store.GetTransferRouteAsync(tenantId, transferId, ct) is not { } route)
+        var found = await store.GetTransferRouteAsync(tenantId, transferId, ct);
+        if (found is not { } route || !await SeesAsync(tenantId, route.DebitAccountId, route.CreditAccountId, ct))
             return LedgerResult<TransferResponse>.Fail(LedgerErrorKind.NotFound, LedgerCodes.TransferNotFound, $"No transfer '{transferId}'.");
+        // A reversal debits the original's credit account: an end user may refund what it received, never take back what it paid.
+        if (!await ReachesAsync(tenantId, route.CreditAccountId, ct) && ServerOnly<TransferResponse>("reverse a payment into someone else's account") is { } refused)
+            return refused;
         var ledger = await store.GetLedgerAsync(tenantId, route.LedgerId, ct);
         var op = new PostingOp
         {
@@ -261,7 +320,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     }
 
     public async Task<LedgerResult<TransferResponse>> GetTransferAsync(string tenantId, string transferId, CancellationToken ct) =>
-        await store.GetTransferAsync(tenantId, transferId, ct) is { } t
+        await store.GetTransferAsync(tenantId, transferId, ct) is { } t && await SeesAsync(tenantId, t.DebitAccountId, t.CreditAccountId, ct)
             ? LedgerResult<TransferResponse>.Ok(await ToResponseAsync(tenantId, t, ct))
             : LedgerResult<TransferResponse>.Fail(LedgerErrorKind.NotFound, LedgerCodes.TransferNotFound, $"No transfer '{transferId}'.");
 
@@ -282,7 +341,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
                 throw new InvalidCursorException("after");
             cursor = (at, c[(colon + 1)..]);
         }
-        var (items, more) = await store.ListTransfersAsync(tenantId, ledgerId, query.Account, Micros(query.From), Micros(query.To), take, cursor, ct);
+        var (items, more) = await store.ListTransfersAsync(tenantId, ledgerId, query.Account, Subject, Micros(query.From), Micros(query.To), take, cursor, ct);
         var data = new List<TransferResponse>(items.Count);
         foreach (var t in items) data.Add(await ToResponseAsync(tenantId, t, ct));
         var next = more ? Cursor.Encode(string.Create(CultureInfo.InvariantCulture, $"{items[^1].CreatedAtUs}:{items[^1].Id}")) : null;
@@ -298,7 +357,7 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         return result.Status == OpStatus.Exists ? LedgerResult<TransferResponse>.Replayed(response) : new(success, response, null);
     }
 
-    static LedgerResult<T> Failure<T>(OpResult r)
+    LedgerResult<T> Failure<T>(OpResult r)
     {
         var kind = r.Code switch
         {
@@ -306,8 +365,14 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
             LedgerCodes.TransferNotFound => LedgerErrorKind.NotFound,
             _ => LedgerErrorKind.Unprocessable,
         };
+        // Transfer ids are unique in the tenant, so an end user reusing one learns that it exists, but not which of its
+        // fields differ (the transfer may be someone else's).
+        if (Subject is not null && r.Code == LedgerCodes.TransferExistsWithDifferentFields)
+            return LedgerResult<T>.Fail(kind, r.Code, ExistsDetail, "id");
         return LedgerResult<T>.Fail(kind, r.Code!, r.Detail, r.Field);
     }
+
+    const string ExistsDetail = "A transfer with this id exists with different fields.";
 
     async Task<TransferResponse> ToResponseAsync(string tenantId, TransferRecord t, CancellationToken ct) =>
         LedgerJson.ToResponse(t, (await store.GetLedgerAsync(tenantId, t.LedgerId, ct))?.Code ?? t.LedgerId);

@@ -3,20 +3,26 @@ using System.Text;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Neraca.Hosting;
+using Neraca.Idempotency;
 using Neraca.Storage;
 using Neraca.Tenancy;
 
 namespace Neraca.Ledger;
 
 /// <summary>Services every ledger handler needs, bundled for <c>[AsParameters]</c>.</summary>
-internal sealed record LedgerServices(ILedger Ledger, CurrentTenant Tenant, HttpContext Http)
+internal sealed record LedgerServices(ILedger TenantLedger, CurrentCaller Caller, HttpContext Http)
 {
-    public string TenantId => Tenant.Id;
+    public string TenantId => Caller.TenantId;
 
-    /// <summary>An id for a resource the client did not name. With an <c>Idempotency-Key</c> it is derived from the key,
-    /// so a retry re-creates nothing even if the first response was lost; without one it is new.</summary>
+    /// <summary>The ledger as the caller may use it: tenant-wide for a server key, the subject's own view for an end user.</summary>
+    public ILedger Ledger => Caller.Subject is { } subject ? TenantLedger.For(subject) : TenantLedger;
+
+    /// <summary>An id for a resource the client did not name. With an <c>Idempotency-Key</c> it is derived from the caller
+    /// and the key (keys are scoped per caller, as in the idempotency store), so a retry re-creates nothing even if the
+    /// first response was lost, and two callers using the same key get different ids; without a key it is new.</summary>
     public string NewId(string prefix, int index = 0) => Http.Request.Headers["Idempotency-Key"].FirstOrDefault() is { Length: > 0 } key
-        ? prefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{TenantId}\n{Http.Request.Path}\n{key}\n{index}")))[..26]
+        ? prefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"{TenantId}\n{Http.Request.Path}\n{IdempotencyMiddleware.CallerScoped(Http.User, key)}\n{index}")))[..26]
         : prefix + Ids.NewUlid();
 }
 
@@ -51,7 +57,7 @@ internal static class LedgerApi
         read.MapGet("/transfers/{id}", GetTransfer).Produces<TransferResponse>();
         // Every route answers problem+json on failure (docs/errors.md).
         read.ProducesProblem(400).ProducesProblem(404);
-        write.ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(422);
+        write.ProducesProblem(400).ProducesProblem(403).ProducesProblem(404).ProducesProblem(409).ProducesProblem(422);
         return app;
     }
 
@@ -142,6 +148,7 @@ internal static class LedgerApi
         {
             LedgerErrorKind.NotFound => StatusCodes.Status404NotFound,
             LedgerErrorKind.Conflict => StatusCodes.Status409Conflict,
+            LedgerErrorKind.Forbidden => StatusCodes.Status403Forbidden,
             _ => StatusCodes.Status422UnprocessableEntity,
         };
         var extra = e.Field is null ? null : new Dictionary<string, object?> { ["field"] = e.Field };

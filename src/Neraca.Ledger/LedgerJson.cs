@@ -31,7 +31,7 @@ internal static class LedgerJson
         a.Id, ledgerCode, a.NormalBalance == NormalBalance.Credit ? "credit" : "debit", a.Code, a.Name, FlagNames(a.Flags), a.OverdraftLimit,
         Metadata(a.Metadata),
         new BalanceResponse(a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending, PostingEngine.PostedBalance(a), PostingEngine.AvailableBalance(a)),
-        DbTime.FromMicros(a.CreatedAtUs));
+        DbTime.FromMicros(a.CreatedAtUs), a.Owner);
 
     public static TransferResponse ToResponse(TransferRecord t, string ledgerCode) => new(
         t.Id, ledgerCode, t.DebitAccountId, t.CreditAccountId, t.Amount, StatusName(t.Status), t.PostedAmount, t.Code, t.Description,

@@ -53,6 +53,9 @@ internal sealed class AccountState
     public AccountFlags Flags { get; init; }
     public long OverdraftLimit { get; init; }
     public string? Metadata { get; init; }
+    /// <summary>The end user's subject that owns the account, or null. Immutable. Read by <see cref="LedgerStore"/> only:
+    /// the posting pipeline's reads leave it null (ownership is checked before an operation reaches the pipeline).</summary>
+    public string? Owner { get; init; }
     public long CreatedAtUs { get; init; }
     public long DebitsPosted { get; set; }
     public long CreditsPosted { get; set; }

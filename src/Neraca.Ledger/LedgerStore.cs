@@ -31,6 +31,9 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
     internal const string AccountColumns =
         "id, ledger_id, normal_balance, code, name, flags, overdraft_limit, metadata, debits_posted, credits_posted, debits_pending, credits_pending, entry_count, created_at_us";
 
+    /// <summary>What the API shows of an account: <see cref="AccountColumns"/> (which the posting pipeline reads) and the owner.</summary>
+    const string AccountReadColumns = AccountColumns + ", owner";
+
     public Database Database => database;
 
     // ---------- ledgers ----------
@@ -107,9 +110,9 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
             await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO accounts (tenant_id, id, ledger_id, normal_balance, code, name, flags, overdraft_limit, metadata, created_at_us)
-                VALUES (@tenantId, @Id, @LedgerId, @nb, @Code, @Name, @flags, @OverdraftLimit, @Metadata, @CreatedAtUs)
-                """, new { tenantId, wanted.Id, wanted.LedgerId, nb = (int)wanted.NormalBalance, wanted.Code, wanted.Name, flags = (int)wanted.Flags, wanted.OverdraftLimit, wanted.Metadata, wanted.CreatedAtUs },
+                INSERT INTO accounts (tenant_id, id, ledger_id, normal_balance, code, name, flags, overdraft_limit, metadata, owner, created_at_us)
+                VALUES (@tenantId, @Id, @LedgerId, @nb, @Code, @Name, @flags, @OverdraftLimit, @Metadata, @Owner, @CreatedAtUs)
+                """, new { tenantId, wanted.Id, wanted.LedgerId, nb = (int)wanted.NormalBalance, wanted.Code, wanted.Name, flags = (int)wanted.Flags, wanted.OverdraftLimit, wanted.Metadata, wanted.Owner, wanted.CreatedAtUs },
                 tx, cancellationToken: ct));
             await EventLog.AppendAsync(connection, tx, tenantId, wanted.LedgerId, new NewEvent(LedgerEventTypes.AccountCreated, wanted.Id, eventPayload), wanted.CreatedAtUs, ct);
             await tx.CommitAsync(ct);
@@ -120,7 +123,8 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         {
             var existing = await GetAccountAsync(tenantId, wanted.Id, ct) ?? throw new InvalidOperationException("account vanished", e);
             var same = existing.LedgerId == wanted.LedgerId && existing.NormalBalance == wanted.NormalBalance && existing.Code == wanted.Code
-                && existing.Name == wanted.Name && existing.Flags == wanted.Flags && existing.OverdraftLimit == wanted.OverdraftLimit && existing.Metadata == wanted.Metadata;
+                && existing.Name == wanted.Name && existing.Flags == wanted.Flags && existing.OverdraftLimit == wanted.OverdraftLimit && existing.Metadata == wanted.Metadata
+                && existing.Owner == wanted.Owner;
             return (same ? CreateOutcome.Replayed : CreateOutcome.Conflict, existing);
         }
     }
@@ -135,7 +139,7 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
     {
         await using var connection = await database.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<AccountRow>(new CommandDefinition(
-            $"SELECT {AccountColumns} FROM accounts WHERE tenant_id = @tenantId AND id = @accountId", new { tenantId, accountId }, cancellationToken: ct));
+            $"SELECT {AccountReadColumns} FROM accounts WHERE tenant_id = @tenantId AND id = @accountId", new { tenantId, accountId }, cancellationToken: ct));
         return row?.ToState();
     }
 
@@ -165,11 +169,27 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         foreach (var (id, ledgerId) in rows) _definitions.Set(("account-ledger", tenantId, id), ledgerId, new MemoryCacheEntryOptions { Size = 1 });
     }
 
-    public async Task<(List<AccountState> Items, bool More)> ListAccountsAsync(string tenantId, string? ledgerId,
+    /// <summary>Which of <paramref name="accountIds"/> the subject <paramref name="owner"/> owns (one query; batch requests).</summary>
+    public async Task<HashSet<string>> OwnedAccountIdsAsync(string tenantId, string owner, IEnumerable<string> accountIds, CancellationToken ct)
+    {
+        var ids = accountIds.Distinct(StringComparer.Ordinal).ToArray();
+        if (ids.Length == 0) return new HashSet<string>(StringComparer.Ordinal);
+        await using var connection = await database.OpenAsync(ct);
+        var sql = database.Kind == StoreKind.Postgres
+            ? "SELECT id FROM accounts WHERE tenant_id = @tenantId AND owner = @owner AND id = ANY(@ids)"
+            : "SELECT id FROM accounts WHERE tenant_id = @tenantId AND owner = @owner AND id IN (SELECT value FROM json_each(@json))";
+        var rows = await connection.QueryAsync<string>(new CommandDefinition(sql,
+            new { tenantId, owner, ids, json = System.Text.Json.JsonSerializer.Serialize(ids) }, cancellationToken: ct));
+        return rows.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>A page of accounts by id; with an owner only the accounts that subject owns (index <c>accounts_owner</c>).</summary>
+    public async Task<(List<AccountState> Items, bool More)> ListAccountsAsync(string tenantId, string? ledgerId, string? owner,
         IReadOnlyList<(string Key, string Value)> metadata, int limit, string? afterId, CancellationToken ct)
     {
-        var sql = new StringBuilder($"SELECT {AccountColumns} FROM accounts WHERE tenant_id = @tenantId");
+        var sql = new StringBuilder($"SELECT {AccountReadColumns} FROM accounts WHERE tenant_id = @tenantId");
         var args = new DynamicParameters(new { tenantId, take = limit + 1 });
+        if (owner is not null) { sql.Append(" AND owner = @owner"); args.Add("owner", owner); }
         if (ledgerId is not null) { sql.Append(" AND ledger_id = @ledgerId"); args.Add("ledgerId", ledgerId); }
         if (afterId is not null) { sql.Append(" AND id > @afterId"); args.Add("afterId", afterId); }
         for (var i = 0; i < metadata.Count; i++)
@@ -209,11 +229,20 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         return route;
     }
 
-    public async Task<(List<TransferRecord> Items, bool More)> ListTransfersAsync(string tenantId, string? ledgerId, string? accountId,
+    /// <summary>A page of transfers by creation time; with an owner only those with a side on an account that subject owns.</summary>
+    public async Task<(List<TransferRecord> Items, bool More)> ListTransfersAsync(string tenantId, string? ledgerId, string? accountId, string? owner,
         long? fromUs, long? toUs, int limit, (long CreatedAtUs, string Id)? after, CancellationToken ct)
     {
         var sql = new StringBuilder($"{TransferSelect} WHERE t.tenant_id = @tenantId");
         var args = new DynamicParameters(new { tenantId, take = limit + 1 });
+        if (owner is not null)
+        {
+            sql.Append("""
+                 AND (t.debit_account_id IN (SELECT o.id FROM accounts o WHERE o.tenant_id = @tenantId AND o.owner = @owner)
+                  OR t.credit_account_id IN (SELECT o.id FROM accounts o WHERE o.tenant_id = @tenantId AND o.owner = @owner))
+                """);
+            args.Add("owner", owner);
+        }
         if (ledgerId is not null) { sql.Append(" AND t.ledger_id = @ledgerId"); args.Add("ledgerId", ledgerId); }
         if (accountId is not null) { sql.Append(" AND (t.debit_account_id = @accountId OR t.credit_account_id = @accountId)"); args.Add("accountId", accountId); }
         if (fromUs is not null) { sql.Append(" AND t.created_at_us >= @fromUs"); args.Add("fromUs", fromUs); }
@@ -351,11 +380,12 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         public long credits_pending { get; set; }
         public long entry_count { get; set; }
         public long created_at_us { get; set; }
+        public string? owner { get; set; }
 
         public AccountState ToState() => new()
         {
             Id = id, LedgerId = ledger_id, NormalBalance = (NormalBalance)normal_balance, Code = code, Name = name, Flags = (AccountFlags)flags,
-            OverdraftLimit = overdraft_limit, Metadata = metadata, DebitsPosted = debits_posted, CreditsPosted = credits_posted,
+            OverdraftLimit = overdraft_limit, Metadata = metadata, Owner = owner, DebitsPosted = debits_posted, CreditsPosted = credits_posted,
             DebitsPending = debits_pending, CreditsPending = credits_pending, EntryCount = entry_count, CreatedAtUs = created_at_us,
         };
     }

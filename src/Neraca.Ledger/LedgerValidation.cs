@@ -9,6 +9,8 @@ internal sealed class LedgerValidation
 {
     public const int DescriptionLengthMax = 500;
     public const int NameLengthMax = 200;
+    /// <summary>An owner is an end-user token's subject: as long as a subject may be (<c>TokenService.SubjectLengthMax</c>).</summary>
+    public const int OwnerLengthMax = 200;
     public const int MetadataBytesMax = 4096;
     public const long TimeoutSecondsMax = 10L * 365 * 24 * 3600;
     static readonly DateTimeOffset EffectiveMin = new(1970, 1, 2, 0, 0, 0, TimeSpan.Zero);
@@ -35,6 +37,12 @@ internal sealed class LedgerValidation
     public void Text(string field, string? value, int max)
     {
         if (value is not null && value.Length > max) Add(field, $"At most {max} characters.");
+    }
+
+    public void Owner(string field, string? value)
+    {
+        if (value is not null && (value.Length is 0 or > OwnerLengthMax || value.Any(char.IsControl)))
+            Add(field, $"1-{OwnerLengthMax} characters without control characters: the subject (sub) of the end user's tokens.");
     }
 
     public void Metadata(string field, JsonObject? value)

@@ -191,5 +191,5 @@ public static class EndUserClaims
     public const string Scope = "scope";
     public const string Session = "sid";
     /// <summary>Put on the principal: the end user's id (the token's <c>sub</c>).</summary>
-    public const string Subject = "neraca:subject";
+    public const string Subject = NeracaClaims.Subject;
 }

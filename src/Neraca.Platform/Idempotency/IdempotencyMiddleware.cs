@@ -150,7 +150,7 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
     }
 
     /// <summary>The stored key: the caller's identity and the client's key, length-prefixed so no two pairs collide.</summary>
-    internal static string CallerScoped(ClaimsPrincipal user, string key)
+    public static string CallerScoped(ClaimsPrincipal user, string key)
     {
         var caller = user.FindFirstValue(NeracaClaims.KeyId) is { } keyId ? "key:" + keyId
             : user.FindFirstValue(EndUserClaims.Subject) is { } subject ? "sub:" + subject

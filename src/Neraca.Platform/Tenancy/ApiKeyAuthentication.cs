@@ -14,6 +14,8 @@ public static class NeracaClaims
     public const string TenantId = "neraca:tenant";
     public const string KeyId = "neraca:key";
     public const string Scope = "scope";
+    /// <summary>The end user's id (an end-user token's <c>sub</c>); absent on server API keys.</summary>
+    public const string Subject = "neraca:subject";
 }
 
 /// <summary>The tenant of the current request, resolved once by authentication. Every statement carries it.</summary>
@@ -21,6 +23,35 @@ public sealed class CurrentTenant(IHttpContextAccessor accessor)
 {
     public string Id => accessor.HttpContext?.User.FindFirstValue(NeracaClaims.TenantId)
         ?? throw new InvalidOperationException("No authenticated tenant on this request.");
+}
+
+/// <summary>Who is calling, resolved once per request from authentication: a server (an API key, tenant-wide by its
+/// scopes) or an end user (a token's subject, restricted to what the subject owns). Products use it as the ledger does:
+/// an employee, a split-bill member and a customer are subjects; a product maps its people to subjects and the ledger
+/// accounts they own, and asks the ledger "as this subject" (<c>ILedger.For(subject)</c>) for end-user requests.</summary>
+public sealed class CurrentCaller(IHttpContextAccessor accessor)
+{
+    (string TenantId, string? Subject)? _resolved;
+
+    public string TenantId => Resolve().TenantId;
+
+    /// <summary>The end user's subject, or null for a server API key.</summary>
+    public string? Subject => Resolve().Subject;
+
+    public bool IsEndUser => Subject is not null;
+
+    (string TenantId, string? Subject) Resolve()
+    {
+        if (_resolved is { } r) return r;
+        var user = accessor.HttpContext?.User ?? throw new InvalidOperationException("No request.");
+        var tenant = user.FindFirstValue(NeracaClaims.TenantId) ?? throw new InvalidOperationException("No authenticated tenant on this request.");
+        var subject = user.FindFirstValue(NeracaClaims.Subject);
+        // An authenticated caller is a key or a subject, never neither: a principal without both would be tenant-wide.
+        if (subject is null && user.FindFirstValue(NeracaClaims.KeyId) is null)
+            throw new InvalidOperationException("The caller is neither an API key nor an end user.");
+        _resolved = (tenant, subject);
+        return _resolved.Value;
+    }
 }
 
 /// <summary><c>Authorization: Bearer nrc_...</c>. A missing, malformed, unknown, revoked or expired key all get the
@@ -85,6 +116,7 @@ public static class TenancyModule
         builder.Services.AddHttpContextAccessor();
         builder.Services.AddSingleton<TenantStore>();
         builder.Services.AddScoped<CurrentTenant>();
+        builder.Services.AddScoped<CurrentCaller>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorizationBuilder()
