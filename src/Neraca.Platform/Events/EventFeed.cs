@@ -65,8 +65,23 @@ public sealed record FeedPage(IReadOnlyList<FeedItem> Items, FeedCursor Next, bo
 /// feed (never loses events). SQLite has one writer at a time, so there seq order is commit order and the cursor is
 /// the last seq.</para>
 /// </remarks>
-public sealed class EventFeed(Database database)
+public sealed class EventFeed
 {
+    delegate Task<FeedPage> Reader(DbConnection connection, string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct);
+
+    readonly Database database;
+
+    /// <summary>The snapshot-horizon feed (PostgreSQL) or the plain sequence feed (SQLite), picked once.</summary>
+    readonly Reader read;
+    readonly Func<DbConnection, string, CancellationToken, Task<FeedCursor>> tail;
+
+    public EventFeed(Database database, SqlDialect dialect)
+    {
+        this.database = database;
+        read = dialect.Choose<Reader>(() => ReadPostgresAsync, () => ReadSqliteAsync);
+        tail = dialect.Choose<Func<DbConnection, string, CancellationToken, Task<FeedCursor>>>(() => TailPostgresAsync, () => TailSqliteAsync);
+    }
+
     /// <summary>Maps to <see cref="EventRow"/>'s constructor (Dapper matches names and order).</summary>
     internal const string Columns = "seq AS Seq, id AS Id, tenant_id AS TenantId, ledger_id AS LedgerId, type AS Type, subject AS Subject, payload AS Payload, created_at_us AS CreatedAtUs";
     const string RawColumns = "seq, id, tenant_id, ledger_id, type, subject, payload, created_at_us";
@@ -74,21 +89,25 @@ public sealed class EventFeed(Database database)
     public async Task<FeedPage> ReadAsync(string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        return database.Kind == StoreKind.Postgres
-            ? await ReadPostgresAsync(connection, tenantId, after, limit, types, ct)
-            : await ReadSqliteAsync(connection, tenantId, after, limit, types, ct);
+        return await read(connection, tenantId, after, limit, types, ct);
     }
 
     /// <summary>The cursor just past everything committed so far: where a stream without a resume point starts.</summary>
     public async Task<FeedCursor> TailAsync(string tenantId, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        if (database.Kind != StoreKind.Postgres)
-        {
-            var last = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                "SELECT max(seq) FROM events WHERE tenant_id = @tenantId", new { tenantId }, cancellationToken: ct));
-            return FeedCursor.OneStep(last ?? 0, 0);
-        }
+        return await tail(connection, tenantId, ct);
+    }
+
+    static async Task<FeedCursor> TailSqliteAsync(DbConnection connection, string tenantId, CancellationToken ct)
+    {
+        var last = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT max(seq) FROM events WHERE tenant_id = @tenantId", new { tenantId }, cancellationToken: ct));
+        return FeedCursor.OneStep(last ?? 0, 0);
+    }
+
+    static async Task<FeedCursor> TailPostgresAsync(DbConnection connection, string tenantId, CancellationToken ct)
+    {
         var horizon = await HorizonAsync(connection, ct);
         var seq = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT max(seq) FROM events WHERE tenant_id = @tenantId AND tx_id < @horizon", new { tenantId, horizon }, cancellationToken: ct));
