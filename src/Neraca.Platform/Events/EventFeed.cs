@@ -82,8 +82,16 @@ public sealed class EventFeed
         tail = dialect.Choose<Func<DbConnection, string, CancellationToken, Task<FeedCursor>>>(() => TailPostgresAsync, () => TailSqliteAsync);
     }
 
-    /// <summary>Maps to <see cref="EventRow"/>'s constructor (Dapper matches names and order).</summary>
-    internal const string Columns = "seq AS Seq, id AS Id, tenant_id AS TenantId, ledger_id AS LedgerId, type AS Type, subject AS Subject, payload AS Payload, created_at_us AS CreatedAtUs";
+    /// <summary>The one mapping of an <c>events</c> row: <see cref="EventRow"/>'s constructor (Dapper matches names and
+    /// order), with the table's alias when the statement joins (<c>e</c> gives <c>e.seq AS Seq, ...</c>).</summary>
+    internal static string ColumnsOf(string? alias)
+    {
+        var p = alias is null ? "" : alias + ".";
+        return $"{p}seq AS Seq, {p}id AS Id, {p}tenant_id AS TenantId, {p}ledger_id AS LedgerId, {p}type AS Type, {p}subject AS Subject, {p}payload AS Payload, {p}created_at_us AS CreatedAtUs";
+    }
+
+    /// <inheritdoc cref="ColumnsOf"/>
+    internal static readonly string Columns = ColumnsOf(null);
     const string RawColumns = "seq, id, tenant_id, ledger_id, type, subject, payload, created_at_us";
 
     public async Task<FeedPage> ReadAsync(string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct)

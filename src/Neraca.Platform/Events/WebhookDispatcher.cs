@@ -156,23 +156,23 @@ public sealed partial class WebhookDispatcher
             await tx.CommitAsync(ct);
             return [];
         }
-        var jobs = (await connection.QueryAsync<Job>(new CommandDefinition($"""
+        var jobs = (await connection.QueryAsync<Job, EventRow, Job>(new CommandDefinition($"""
             SELECT d.id AS DeliveryId, d.tenant_id AS TenantId, d.endpoint_id AS EndpointId, d.attempts AS Attempts, d.attempt_count AS AttemptCount,
                    w.url AS Url, w.secret AS Secret,
-                   e.seq AS Seq, e.id AS EventId, e.ledger_id AS LedgerId, e.type AS Type, e.subject AS Subject, e.payload AS Payload, e.created_at_us AS CreatedAtUs
+                   {EventFeed.ColumnsOf("e")}
             FROM webhook_deliveries d
             JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
             JOIN events e ON e.seq = d.event_seq
             WHERE {_dialect.InList("d.id", "ids")}
             ORDER BY e.seq
-            """, new { ids }, tx, cancellationToken: ct))).AsList();
+            """, new { ids }, tx, cancellationToken: ct), (job, e) => { job.Event = e; return job; }, splitOn: "Seq")).AsList();
         await tx.CommitAsync(ct);
         return jobs;
     }
 
     async Task SendAsync(Job job, string token, CancellationToken ct)
     {
-        var body = EventEnvelope.ToJsonBytes(new EventRow(job.Seq, job.EventId, job.TenantId, job.LedgerId, job.Type, job.Subject, job.Payload, job.CreatedAtUs));
+        var body = EventEnvelope.ToJsonBytes(job.Event);
         var startedAt = _clock.GetUtcNow();
         var timer = Stopwatch.StartNew();
         int? status = null;
@@ -185,8 +185,8 @@ public sealed partial class WebhookDispatcher
             using var request = new HttpRequestMessage(HttpMethod.Post, job.Url) { Content = new ByteArrayContent(body) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             request.Headers.Add(WebhookSignature.Header, WebhookSignature.HeaderValue(job.Secret, startedAt.ToUnixTimeSeconds(), body));
-            request.Headers.Add(WebhookSignature.EventIdHeader, job.EventId);
-            request.Headers.Add(WebhookSignature.EventTypeHeader, job.Type);
+            request.Headers.Add(WebhookSignature.EventIdHeader, job.Event.Id);
+            request.Headers.Add(WebhookSignature.EventTypeHeader, job.Event.Type);
             request.Headers.Add(WebhookSignature.DeliveryIdHeader, job.DeliveryId);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_options.WebhookTimeoutMs);
@@ -353,13 +353,7 @@ public sealed partial class WebhookDispatcher
         public int AttemptCount { get; set; }
         public string Url { get; set; } = "";
         public string Secret { get; set; } = "";
-        public long Seq { get; set; }
-        public string EventId { get; set; } = "";
-        public string? LedgerId { get; set; }
-        public string Type { get; set; } = "";
-        public string Subject { get; set; } = "";
-        public string Payload { get; set; } = "";
-        public long CreatedAtUs { get; set; }
+        public EventRow Event { get; set; } = null!;
     }
 
     [LoggerMessage(1, LogLevel.Warning, "Delivery {DeliveryId} went to the dead-letter queue of endpoint {EndpointId} (tenant {TenantId}) after {Attempts} attempts")]
