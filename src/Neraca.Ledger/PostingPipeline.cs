@@ -26,12 +26,13 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
     readonly ConcurrentDictionary<(string Tenant, string Ledger), LedgerQueue> _queues = new();
     readonly CancellationTokenSource _stopping = new();
 
-    public PostingPipeline(Database database, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics, ILogger<PostingPipeline> logger,
+    public PostingPipeline(Database database, SqlDialect dialect, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics, ILogger<PostingPipeline> logger,
         NeracaCache cache)
     {
         _database = database;
         _cache = cache;
-        _store = database.Kind == StoreKind.Postgres ? new PostgresPostingStore() : new SqlitePostingStore();
+        // Group commit with NpgsqlBatch and unnest arrays, or statement by statement in SQLite's one write transaction.
+        _store = dialect.Choose<PostingStore>(() => new PostgresPostingStore(), () => new SqlitePostingStore());
         _options = options.Value;
         _clock = clock;
         _metrics = metrics;

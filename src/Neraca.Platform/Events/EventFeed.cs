@@ -65,30 +65,57 @@ public sealed record FeedPage(IReadOnlyList<FeedItem> Items, FeedCursor Next, bo
 /// feed (never loses events). SQLite has one writer at a time, so there seq order is commit order and the cursor is
 /// the last seq.</para>
 /// </remarks>
-public sealed class EventFeed(Database database)
+public sealed class EventFeed
 {
-    /// <summary>Maps to <see cref="EventRow"/>'s constructor (Dapper matches names and order).</summary>
-    internal const string Columns = "seq AS Seq, id AS Id, tenant_id AS TenantId, ledger_id AS LedgerId, type AS Type, subject AS Subject, payload AS Payload, created_at_us AS CreatedAtUs";
+    delegate Task<FeedPage> Reader(DbConnection connection, string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct);
+
+    readonly Database database;
+
+    /// <summary>The snapshot-horizon feed (PostgreSQL) or the plain sequence feed (SQLite), picked once.</summary>
+    readonly Reader read;
+    readonly Func<DbConnection, string, CancellationToken, Task<FeedCursor>> tail;
+
+    public EventFeed(Database database, SqlDialect dialect)
+    {
+        this.database = database;
+        read = dialect.Choose<Reader>(() => ReadPostgresAsync, () => ReadSqliteAsync);
+        tail = dialect.Choose<Func<DbConnection, string, CancellationToken, Task<FeedCursor>>>(() => TailPostgresAsync, () => TailSqliteAsync);
+    }
+
+    /// <summary>The one mapping of an <c>events</c> row: <see cref="EventRow"/>'s constructor (Dapper matches names and
+    /// order), with the table's alias when the statement joins (<c>e</c> gives <c>e.seq AS Seq, ...</c>).</summary>
+    internal static string ColumnsOf(string? alias)
+    {
+        var p = alias is null ? "" : alias + ".";
+        return $"{p}seq AS Seq, {p}id AS Id, {p}tenant_id AS TenantId, {p}ledger_id AS LedgerId, {p}type AS Type, {p}subject AS Subject, {p}payload AS Payload, {p}created_at_us AS CreatedAtUs";
+    }
+
+    /// <inheritdoc cref="ColumnsOf"/>
+    internal static readonly string Columns = ColumnsOf(null);
     const string RawColumns = "seq, id, tenant_id, ledger_id, type, subject, payload, created_at_us";
 
     public async Task<FeedPage> ReadAsync(string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        return database.Kind == StoreKind.Postgres
-            ? await ReadPostgresAsync(connection, tenantId, after, limit, types, ct)
-            : await ReadSqliteAsync(connection, tenantId, after, limit, types, ct);
+        return await read(connection, tenantId, after, limit, types, ct);
     }
 
     /// <summary>The cursor just past everything committed so far: where a stream without a resume point starts.</summary>
     public async Task<FeedCursor> TailAsync(string tenantId, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        if (database.Kind != StoreKind.Postgres)
-        {
-            var last = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                "SELECT max(seq) FROM events WHERE tenant_id = @tenantId", new { tenantId }, cancellationToken: ct));
-            return FeedCursor.OneStep(last ?? 0, 0);
-        }
+        return await tail(connection, tenantId, ct);
+    }
+
+    static async Task<FeedCursor> TailSqliteAsync(DbConnection connection, string tenantId, CancellationToken ct)
+    {
+        var last = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT max(seq) FROM events WHERE tenant_id = @tenantId", new { tenantId }, cancellationToken: ct));
+        return FeedCursor.OneStep(last ?? 0, 0);
+    }
+
+    static async Task<FeedCursor> TailPostgresAsync(DbConnection connection, string tenantId, CancellationToken ct)
+    {
         var horizon = await HorizonAsync(connection, ct);
         var seq = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT max(seq) FROM events WHERE tenant_id = @tenantId AND tx_id < @horizon", new { tenantId, horizon }, cancellationToken: ct));

@@ -14,13 +14,36 @@ namespace Neraca.Events;
 /// account) in order across workers, a worker defers any claimed event whose ledger has an older outbox row it did not
 /// claim (another worker holds it); it is relayed in a later round, after that one. Workers still relay different
 /// ledgers in parallel.</remarks>
-public sealed partial class OutboxRelay(Database database, EventSignals signals, IOptions<EventsOptions> options,
-    TimeProvider clock, ILogger<OutboxRelay> logger, RabbitMqPublisher? rabbit = null)
+public sealed partial class OutboxRelay
 {
+    readonly Database database;
+    readonly SqlDialect dialect;
+    readonly EventSignals signals;
+    readonly IOptions<EventsOptions> options;
+    readonly TimeProvider clock;
+    readonly ILogger<OutboxRelay> logger;
+    readonly RabbitMqPublisher? rabbit;
+
+    /// <summary>Several workers claiming with SKIP LOCKED (PostgreSQL), or the single embedded relay (SQLite).</summary>
+    readonly Func<CancellationToken, Task<int>> relay;
+
+    public OutboxRelay(Database database, SqlDialect dialect, EventSignals signals, IOptions<EventsOptions> options,
+        TimeProvider clock, ILogger<OutboxRelay> logger, RabbitMqPublisher? rabbit = null)
+    {
+        this.database = database;
+        this.dialect = dialect;
+        this.signals = signals;
+        this.options = options;
+        this.clock = clock;
+        this.logger = logger;
+        this.rabbit = rabbit;
+        relay = dialect.Choose<Func<CancellationToken, Task<int>>>(() => RelayPostgresAsync, () => RelaySqliteAsync);
+    }
+
     /// <summary>Relays one batch; returns how many events it relayed (0 when the outbox is empty).</summary>
     public async Task<int> RelayBatchAsync(CancellationToken ct)
     {
-        var relayed = database.Kind == StoreKind.Postgres ? await RelayPostgresAsync(ct) : await RelaySqliteAsync(ct);
+        var relayed = await relay(ct);
         if (relayed > 0) signals.Deliveries.Pulse();
         return relayed;
     }
@@ -47,7 +70,7 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
         var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
         if (ready.Count == 0) return 0;
 
-        await FanOutAsync(connection, tx, ready, ct);
+        await FanOutAsync(connection, tx, ready, InsertDeliveriesUnnestAsync, ct);
         if (rabbit is not null) await rabbit.PublishAsync(ready, ct);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq = ANY(@seqs)",
             new { seqs = ready.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
@@ -70,8 +93,8 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
             """, new { batch }, cancellationToken: ct))).AsList();
         if (events.Count == 0) return 0;
         if (rabbit is not null) await rabbit.PublishAsync(events, ct);
-        await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, ct);
-        await FanOutAsync(connection, tx, events, ct);
+        await using var tx = await dialect.BeginWriteAsync(connection, ct);
+        await FanOutAsync(connection, tx, events, InsertDeliveriesAsync, ct);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq IN @seqs",
             new { seqs = events.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
@@ -80,12 +103,11 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
 
     /// <summary>One delivery row per (enabled endpoint whose patterns match, event). Relaying the same event twice
     /// (after a crash) adds nothing: the rows are unique per endpoint and event.</summary>
-    async Task FanOutAsync(DbConnection connection, DbTransaction tx, List<EventRow> events, CancellationToken ct)
+    async Task FanOutAsync(DbConnection connection, DbTransaction tx, List<EventRow> events,
+        Func<DbConnection, DbTransaction, List<DeliveryInsert>, long, CancellationToken, Task> insert, CancellationToken ct)
     {
         var tenants = events.Select(e => e.TenantId).Distinct().ToArray();
-        var endpointsSql = database.Kind == StoreKind.Postgres
-            ? "SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND tenant_id = ANY(@tenants)"
-            : "SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND tenant_id IN @tenants";
+        var endpointsSql = $"SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND {dialect.InList("tenant_id", "tenants")}";
         var endpoints = (await connection.QueryAsync<(string TenantId, string Id, string EventTypes)>(new CommandDefinition(
             endpointsSql, new { tenants }, tx, cancellationToken: ct))).ToLookup(e => e.TenantId);
         if (endpoints.Count == 0) return;
@@ -101,15 +123,17 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
                 rows.Add(new DeliveryInsert("whd_" + Ids.NewUlid(), e.TenantId, endpoint.Id, e.Seq, key, key2, now));
             }
         }
-        if (rows.Count == 0) return;
-        if (database.Kind == StoreKind.Postgres)
-        {
-            await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
-                SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, 1, @now, @now
-                FROM unnest(@ids, @tenantIds, @endpointIds, @seqs, @keys, @keys2) AS d (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2)
-                ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
-                """, new
+        if (rows.Count > 0) await insert(connection, tx, rows, now, ct);
+    }
+
+    /// <summary>PostgreSQL: all deliveries in one statement, one array parameter per column.</summary>
+    static Task InsertDeliveriesUnnestAsync(DbConnection connection, DbTransaction tx, List<DeliveryInsert> rows, long now, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
+            SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, 1, @now, @now
+            FROM unnest(@ids, @tenantIds, @endpointIds, @seqs, @keys, @keys2) AS d (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2)
+            ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
+            """, new
             {
                 now,
                 ids = rows.Select(r => r.Id).ToArray(),
@@ -119,14 +143,14 @@ public sealed partial class OutboxRelay(Database database, EventSignals signals,
                 keys = rows.Select(r => r.OrderingKey).ToArray(),
                 keys2 = rows.Select(r => r.OrderingKey2).ToArray(),
             }, tx, cancellationToken: ct));
-            return;
-        }
-        await connection.ExecuteAsync(new CommandDefinition("""
+
+    /// <summary>SQLite: one prepared insert per delivery (Dapper runs it for each row), inside the one write transaction.</summary>
+    static Task InsertDeliveriesAsync(DbConnection connection, DbTransaction tx, List<DeliveryInsert> rows, long now, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, event_seq, ordering_key, ordering_key2, state, next_attempt_at_us, created_at_us)
             VALUES (@Id, @TenantId, @EndpointId, @EventSeq, @OrderingKey, @OrderingKey2, 1, @NowUs, @NowUs)
             ON CONFLICT (tenant_id, endpoint_id, event_seq) DO NOTHING
             """, rows, tx, cancellationToken: ct));
-    }
 
     sealed record DeliveryInsert(string Id, string TenantId, string EndpointId, long EventSeq, string OrderingKey, string? OrderingKey2, long NowUs);
 

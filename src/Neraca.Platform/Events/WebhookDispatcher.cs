@@ -29,7 +29,33 @@ public sealed partial class WebhookDispatcher
     /// waits until the ones ahead of it are sent (they are older, so they go first anyway).</summary>
     const int ClaimWindowRows = 200;
 
+    /// <summary>Per enabled endpoint, its oldest due deliveries: a LATERAL join on PostgreSQL (one index range scan per
+    /// endpoint).</summary>
+    const string PostgresClaimWindowSql = """
+            SELECT x.id, x.tenant_id, x.endpoint_id, x.event_seq, x.ordering_key, x.ordering_key2, x.next_attempt_at_us
+            FROM webhook_endpoints w CROSS JOIN LATERAL (
+                SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+                FROM webhook_deliveries d
+                WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 1
+                  AND d.next_attempt_at_us <= @now AND d.lease_until_us <= @now
+                ORDER BY d.event_seq LIMIT @window) x
+            WHERE w.state = 1
+            """;
+
+    /// <summary>The same window on SQLite, which has no LATERAL: a correlated <c>IN</c> subquery per endpoint.</summary>
+    const string SqliteClaimWindowSql = """
+            SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
+            FROM webhook_endpoints w JOIN webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.endpoint_id = w.id
+            WHERE w.state = 1 AND d.id IN (
+                SELECT y.id FROM webhook_deliveries y
+                WHERE y.tenant_id = w.tenant_id AND y.endpoint_id = w.id AND y.state = 1
+                  AND y.next_attempt_at_us <= @now AND y.lease_until_us <= @now
+                ORDER BY y.event_seq LIMIT @window)
+            """;
+
     readonly Database _database;
+    readonly SqlDialect _dialect;
+    readonly string _claimWindowSql;
     readonly EventSignals _signals;
     readonly EventsOptions _options;
     readonly TimeProvider _clock;
@@ -37,11 +63,13 @@ public sealed partial class WebhookDispatcher
     readonly ILogger<WebhookDispatcher> _logger;
     readonly IHttpClientFactory _httpClients;
 
-    public WebhookDispatcher(Database database, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
+    public WebhookDispatcher(Database database, SqlDialect dialect, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
         EventsMetrics metrics, IHttpClientFactory httpClients, ILogger<WebhookDispatcher> logger)
     {
         _httpClients = httpClients;
         _database = database;
+        _dialect = dialect;
+        _claimWindowSql = dialect.Choose(() => PostgresClaimWindowSql, () => SqliteClaimWindowSql);
         _signals = signals;
         _options = options.Value;
         _clock = clock;
@@ -94,35 +122,14 @@ public sealed partial class WebhookDispatcher
     async Task<List<Job>> ClaimAsync(string token, CancellationToken ct)
     {
         var now = Now;
-        var postgres = _database.Kind == StoreKind.Postgres;
         await using var connection = await _database.OpenAsync(ct);
-        await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        await using var tx = await _dialect.BeginWriteAsync(connection, ct);
         // Per enabled endpoint, its oldest due deliveries (a bounded window: a claim costs the same with a backlog of
         // millions, and an endpoint that is down with a deep backlog cannot crowd out the others), minus those that
         // must wait for an older pending delivery sharing one of their ordering keys (index probes, one per key pair).
         // The CTEs are materialized so that the plan keeps this shape even before statistics catch up with a burst.
-        var window = postgres
-            ? """
-              SELECT x.id, x.tenant_id, x.endpoint_id, x.event_seq, x.ordering_key, x.ordering_key2, x.next_attempt_at_us
-              FROM webhook_endpoints w CROSS JOIN LATERAL (
-                  SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
-                  FROM webhook_deliveries d
-                  WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 1
-                    AND d.next_attempt_at_us <= @now AND d.lease_until_us <= @now
-                  ORDER BY d.event_seq LIMIT @window) x
-              WHERE w.state = 1
-              """
-            : """
-              SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.ordering_key, d.ordering_key2, d.next_attempt_at_us
-              FROM webhook_endpoints w JOIN webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.endpoint_id = w.id
-              WHERE w.state = 1 AND d.id IN (
-                  SELECT y.id FROM webhook_deliveries y
-                  WHERE y.tenant_id = w.tenant_id AND y.endpoint_id = w.id AND y.state = 1
-                    AND y.next_attempt_at_us <= @now AND y.lease_until_us <= @now
-                  ORDER BY y.event_seq LIMIT @window)
-              """;
         var sql = $"""
-            WITH due AS MATERIALIZED ({window}),
+            WITH due AS MATERIALIZED ({_claimWindowSql}),
             ready AS MATERIALIZED (
                 SELECT c.id, c.next_attempt_at_us, c.event_seq FROM due c
                 WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
@@ -139,7 +146,7 @@ public sealed partial class WebhookDispatcher
                 SELECT d.id FROM webhook_deliveries d JOIN ready r ON r.id = d.id
                 WHERE d.state = 1 AND d.lease_until_us <= @now
                 ORDER BY r.next_attempt_at_us, r.event_seq
-                LIMIT @take{(postgres ? " FOR UPDATE OF d SKIP LOCKED" : "")})
+                LIMIT @take{_dialect.SkipLocked(of: "d")})
             RETURNING id
             """;
         var ids = (await connection.QueryAsync<string>(new CommandDefinition(sql,
@@ -149,23 +156,23 @@ public sealed partial class WebhookDispatcher
             await tx.CommitAsync(ct);
             return [];
         }
-        var jobs = (await connection.QueryAsync<Job>(new CommandDefinition($"""
+        var jobs = (await connection.QueryAsync<Job, EventRow, Job>(new CommandDefinition($"""
             SELECT d.id AS DeliveryId, d.tenant_id AS TenantId, d.endpoint_id AS EndpointId, d.attempts AS Attempts, d.attempt_count AS AttemptCount,
                    w.url AS Url, w.secret AS Secret,
-                   e.seq AS Seq, e.id AS EventId, e.ledger_id AS LedgerId, e.type AS Type, e.subject AS Subject, e.payload AS Payload, e.created_at_us AS CreatedAtUs
+                   {EventFeed.ColumnsOf("e")}
             FROM webhook_deliveries d
             JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
             JOIN events e ON e.seq = d.event_seq
-            WHERE d.id {(postgres ? "= ANY(@ids)" : "IN @ids")}
+            WHERE {_dialect.InList("d.id", "ids")}
             ORDER BY e.seq
-            """, new { ids }, tx, cancellationToken: ct))).AsList();
+            """, new { ids }, tx, cancellationToken: ct), (job, e) => { job.Event = e; return job; }, splitOn: "Seq")).AsList();
         await tx.CommitAsync(ct);
         return jobs;
     }
 
     async Task SendAsync(Job job, string token, CancellationToken ct)
     {
-        var body = EventEnvelope.ToJsonBytes(new EventRow(job.Seq, job.EventId, job.TenantId, job.LedgerId, job.Type, job.Subject, job.Payload, job.CreatedAtUs));
+        var body = EventEnvelope.ToJsonBytes(job.Event);
         var startedAt = _clock.GetUtcNow();
         var timer = Stopwatch.StartNew();
         int? status = null;
@@ -178,8 +185,8 @@ public sealed partial class WebhookDispatcher
             using var request = new HttpRequestMessage(HttpMethod.Post, job.Url) { Content = new ByteArrayContent(body) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             request.Headers.Add(WebhookSignature.Header, WebhookSignature.HeaderValue(job.Secret, startedAt.ToUnixTimeSeconds(), body));
-            request.Headers.Add(WebhookSignature.EventIdHeader, job.EventId);
-            request.Headers.Add(WebhookSignature.EventTypeHeader, job.Type);
+            request.Headers.Add(WebhookSignature.EventIdHeader, job.Event.Id);
+            request.Headers.Add(WebhookSignature.EventTypeHeader, job.Event.Type);
             request.Headers.Add(WebhookSignature.DeliveryIdHeader, job.DeliveryId);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_options.WebhookTimeoutMs);
@@ -243,7 +250,7 @@ public sealed partial class WebhookDispatcher
         // The result must be recorded even when shutdown began mid-send, or the delivery waits out its lease.
         ct = CancellationToken.None;
         await using var connection = await _database.OpenAsync(ct);
-        await using var tx = await WebhookStore.BeginWriteAsync(_database, connection, ct);
+        await using var tx = await _dialect.BeginWriteAsync(connection, ct);
         // The endpoint row first, in every transaction that touches both it and its deliveries (here and when it is
         // disabled): one lock order, no deadlocks between concurrent results of one endpoint.
         var failures = await connection.ExecuteScalarAsync<long>(new CommandDefinition(success
@@ -346,13 +353,7 @@ public sealed partial class WebhookDispatcher
         public int AttemptCount { get; set; }
         public string Url { get; set; } = "";
         public string Secret { get; set; } = "";
-        public long Seq { get; set; }
-        public string EventId { get; set; } = "";
-        public string? LedgerId { get; set; }
-        public string Type { get; set; } = "";
-        public string Subject { get; set; } = "";
-        public string Payload { get; set; } = "";
-        public long CreatedAtUs { get; set; }
+        public EventRow Event { get; set; } = null!;
     }
 
     [LoggerMessage(1, LogLevel.Warning, "Delivery {DeliveryId} went to the dead-letter queue of endpoint {EndpointId} (tenant {TenantId}) after {Attempts} attempts")]

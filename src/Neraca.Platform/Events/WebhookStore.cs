@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Text.Json;
 using Dapper;
 using Neraca.Storage;
@@ -36,7 +35,7 @@ public enum RetryOutcome
 }
 
 /// <summary>Webhook endpoints and deliveries of a tenant, as the API sees them. Every statement carries the tenant.</summary>
-public sealed class WebhookStore(Database database, TimeProvider clock)
+public sealed class WebhookStore(Database database, SqlDialect dialect, TimeProvider clock)
 {
     const string EndpointColumns = """
         id AS Id, url AS Url, event_types AS EventTypes, description AS Description, state AS State,
@@ -50,15 +49,10 @@ public sealed class WebhookStore(Database database, TimeProvider clock)
         string secret, int max, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        await using var tx = database.Kind == StoreKind.Postgres
-            ? await connection.BeginTransactionAsync(ct)
-            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, ct);
-        if (database.Kind == StoreKind.Postgres)
-        {
-            // Serializes creations of one tenant so the limit holds under concurrency.
-            await connection.ExecuteAsync(new CommandDefinition("SELECT id FROM tenants WHERE id = @tenantId FOR UPDATE",
-                new { tenantId }, tx, cancellationToken: ct));
-        }
+        await using var tx = await dialect.BeginWriteAsync(connection, ct);
+        // Serializes creations of one tenant so the limit holds under concurrency (on SQLite the write transaction does).
+        await connection.ExecuteAsync(new CommandDefinition("SELECT id FROM tenants WHERE id = @tenantId" + dialect.ForUpdate,
+            new { tenantId }, tx, cancellationToken: ct));
         var count = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = @tenantId", new { tenantId }, tx, cancellationToken: ct));
         if (count >= max) return null;
@@ -131,7 +125,7 @@ public sealed class WebhookStore(Database database, TimeProvider clock)
         var attempts = ids.Length == 0 ? [] : (await connection.QueryAsync<AttemptRow>(new CommandDefinition($"""
             SELECT delivery_id AS DeliveryId, attempt_no AS AttemptNo, started_at_us AS StartedAtUs, duration_us AS DurationUs,
                    status_code AS StatusCode, error AS Error, response_body AS ResponseBody
-            FROM webhook_attempts WHERE delivery_id {(database.Kind == StoreKind.Postgres ? "= ANY(@ids)" : "IN @ids")}
+            FROM webhook_attempts WHERE {dialect.InList("delivery_id", "ids")}
             ORDER BY delivery_id, attempt_no
             """, new { ids }, cancellationToken: ct))).AsList();
         var byDelivery = attempts.ToLookup(a => a.DeliveryId);
@@ -239,10 +233,4 @@ public sealed class WebhookStore(Database database, TimeProvider clock)
     }
 
     static DateTimeOffset? Time(long? us) => us is null ? null : DbTime.FromMicros(us.Value);
-
-    /// <summary>For the dispatcher: a connection-level helper to run statements of one result in one transaction.</summary>
-    internal static async Task<DbTransaction> BeginWriteAsync(Database database, DbConnection connection, CancellationToken ct) =>
-        database.Kind == StoreKind.Postgres
-            ? await connection.BeginTransactionAsync(ct)
-            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, ct);
 }

@@ -179,15 +179,13 @@ public sealed partial class JobScheduler : BackgroundService
                 return 0;
             }
             await using var tx = await connection.BeginTransactionAsync(ct);
-            var postgres = _store.Database.Kind == StoreKind.Postgres;
-            if (postgres && !await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
-                    "SELECT pg_try_advisory_xact_lock(@key)", new { key = TickLockKey }, tx, cancellationToken: ct)))
+            if (!await _store.Dialect.TryLockAsync(connection, tx, TickLockKey, ct))
             {
                 Interlocked.Increment(ref _ticks);
                 return 0; // another scheduler is evaluating right now; the slot table would stop us anyway
             }
             var due = await connection.QueryAsync<(string Name, long NextSlotUs)>(new CommandDefinition(
-                "SELECT name, next_slot_us FROM job_schedules WHERE next_slot_us <= @now ORDER BY name" + (postgres ? " FOR UPDATE" : ""),
+                "SELECT name, next_slot_us FROM job_schedules WHERE next_slot_us <= @now ORDER BY name" + _store.Dialect.ForUpdate,
                 new { now = nowUs }, tx, cancellationToken: ct));
             foreach (var (name, nextSlotUs) in due.ToList())
             {

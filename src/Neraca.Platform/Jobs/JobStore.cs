@@ -26,7 +26,7 @@ public sealed record JobRunView(string Id, int Attempt, string Worker, DateTimeO
 /// <summary>The jobs tables: enqueue, claim, checkpoint, finish, list. Every statement of a running job checks the
 /// lease token; claims of one type are serialized (advisory lock on PostgreSQL, the write lock on SQLite) so the
 /// per-type concurrency limit holds across replicas.</summary>
-public sealed class JobStore(Database database, JobTypes types, TimeProvider time)
+public sealed class JobStore(Database database, SqlDialect dialect, JobTypes types, TimeProvider time)
 {
     /// <summary>Longest error text stored per attempt.</summary>
     public const int ErrorLengthMax = 2000;
@@ -35,6 +35,8 @@ public sealed class JobStore(Database database, JobTypes types, TimeProvider tim
     public const int RunsPerJobMax = 200;
 
     public Database Database => database;
+
+    public SqlDialect Dialect => dialect;
 
     public JobTypes Types => types;
 
@@ -92,23 +94,18 @@ public sealed class JobStore(Database database, JobTypes types, TimeProvider tim
         await using var connection = await database.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var now = DbTime.ToMicros(time.GetUtcNow());
-        if (database.Kind == StoreKind.Postgres)
-        {
-            // Serializes claims of one type across replicas, so the count below cannot be raced past the limit.
-            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@key)",
-                new { key = AdvisoryKey("neraca.jobs.claim:" + type) }, tx, cancellationToken: ct));
-        }
+        // Serializes claims of one type across replicas, so the count below cannot be raced past the limit.
+        await dialect.LockAsync(connection, tx, AdvisoryKey("neraca.jobs.claim:" + type), ct);
         var running = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             "SELECT count(*) FROM jobs WHERE type = @type AND state = 2 AND due_at_us > @now",
             new { type, now }, tx, cancellationToken: ct));
         if (running >= concurrencyMax) return null;
 
         var token = "run_" + Ids.NewUlid();
-        var skipLocked = database.Kind == StoreKind.Postgres ? "FOR UPDATE SKIP LOCKED" : "";
         var row = await connection.QuerySingleOrDefaultAsync<ClaimRow>(new CommandDefinition($"""
             UPDATE jobs SET state = 2, attempts = attempts + 1, lock_token = @token, due_at_us = @leaseUntil, updated_at_us = @now
             WHERE id = (SELECT id FROM jobs WHERE type = @type AND state IN (1, 2) AND due_at_us <= @now
-                        ORDER BY due_at_us LIMIT 1 {skipLocked})
+                        ORDER BY due_at_us LIMIT 1{dialect.SkipLocked()})
             RETURNING id, tenant_id, payload, attempts, attempts_max, checkpoint, processed, schedule, slot_us
             """, new { type, token, now, leaseUntil = now + (long)lease.TotalMicroseconds }, tx, cancellationToken: ct));
         if (row is null) return null;

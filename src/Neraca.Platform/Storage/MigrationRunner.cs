@@ -16,9 +16,10 @@ public sealed record Migration(int Version, string Name, string Sql)
 /// <summary>A migration that was applied and then edited, or a database newer than this binary. Start-up stops.</summary>
 public sealed class MigrationException(string message) : Exception(message);
 
-/// <summary>Applies versioned, checksummed migrations exactly once, even when replicas start together:
-/// PostgreSQL serializes runners on an advisory lock, SQLite on an immediate (write) transaction.</summary>
-public sealed partial class MigrationRunner(Database database, IReadOnlyList<Migration> migrations, ILogger<MigrationRunner> logger, TimeProvider? time = null)
+/// <summary>Applies versioned, checksummed migrations exactly once, even when replicas start together: runners
+/// serialize on <see cref="SqlDialect.LockMigrationsAsync"/> (an advisory lock on PostgreSQL, an immediate write
+/// transaction on SQLite).</summary>
+public sealed partial class MigrationRunner(Database database, SqlDialect dialect, IReadOnlyList<Migration> migrations, ILogger<MigrationRunner> logger, TimeProvider? time = null)
 {
     /// <summary>Arbitrary but fixed: every Neraca process contends on this advisory lock key.</summary>
     const long AdvisoryLockKey = 0x4E65726163614D67; // "NeracaMg"
@@ -28,7 +29,12 @@ public sealed partial class MigrationRunner(Database database, IReadOnlyList<Mig
     /// order. Versions are global: each capability takes its own hundred (docs/architecture.md).</summary>
     public static IReadOnlyList<Migration> Embedded(StoreKind kind, IEnumerable<Assembly> assemblies)
     {
-        var folder = kind == StoreKind.Postgres ? ".postgres." : ".sqlite.";
+        var folder = kind switch
+        {
+            StoreKind.Postgres => ".postgres.",
+            StoreKind.Sqlite => ".sqlite.",
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown store kind."),
+        };
         var list = new List<Migration>();
         foreach (var assembly in assemblies.Distinct())
         {
@@ -60,75 +66,33 @@ public sealed partial class MigrationRunner(Database database, IReadOnlyList<Mig
     public async Task<IReadOnlyList<int>> ApplyAsync(CancellationToken ct, Func<DbConnection, DbTransaction?, Task>? whileLocked = null)
     {
         await using var connection = await database.OpenAsync(ct);
-        return database.Kind == StoreKind.Postgres
-            ? await ApplyPostgresAsync(connection, whileLocked, ct)
-            : await ApplySqliteAsync(connection, whileLocked, ct);
+        // A second runner waits here, then finds nothing to do.
+        await using var held = await dialect.LockMigrationsAsync(connection, AdvisoryLockKey, ct);
+        await connection.ExecuteAsync(new CommandDefinition(dialect.CreateSchemaMigrationsSql, transaction: held.Transaction, cancellationToken: ct));
+        var applied = new List<int>();
+        foreach (var migration in await PendingAsync(connection, held.Transaction, ct))
+        {
+            await using var own = held.Transaction is null ? await connection.BeginTransactionAsync(ct) : null;
+            var tx = held.Transaction ?? own!;
+            await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
+            await RecordAsync(connection, tx, migration, ct);
+            if (own is not null) await own.CommitAsync(ct);
+            applied.Add(migration.Version);
+            Log.Applied(logger, migration.Version, migration.Name);
+        }
+        if (whileLocked is not null) await whileLocked(connection, held.Transaction);
+        await held.CommitAsync(ct);
+        return applied;
     }
 
     /// <summary>Names of migrations not yet applied (checks applied ones for edits too).</summary>
     public async Task<IReadOnlyList<string>> PendingAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition(database.Kind == StoreKind.Postgres
-            ? "SELECT count(*) FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = current_schema()"
-            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", cancellationToken: ct));
+        var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition(dialect.TableExistsSql,
+            new { name = "schema_migrations" }, cancellationToken: ct));
         var pending = exists == 0 ? migrations : await PendingAsync(connection, null, ct);
         return pending.Select(m => $"{m.Version:D4}_{m.Name}").ToList();
-    }
-
-    async Task<IReadOnlyList<int>> ApplyPostgresAsync(DbConnection connection, Func<DbConnection, DbTransaction?, Task>? whileLocked, CancellationToken ct)
-    {
-        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@key)", new { key = AdvisoryLockKey }, cancellationToken: ct));
-        try
-        {
-            await connection.ExecuteAsync(new CommandDefinition("""
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version integer PRIMARY KEY,
-                    name text NOT NULL,
-                    checksum text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now())
-                """, cancellationToken: ct));
-            var applied = new List<int>();
-            foreach (var migration in await PendingAsync(connection, null, ct))
-            {
-                await using var tx = await connection.BeginTransactionAsync(ct);
-                await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
-                await RecordAsync(connection, tx, migration, ct);
-                await tx.CommitAsync(ct);
-                applied.Add(migration.Version);
-                Log.Applied(logger, migration.Version, migration.Name);
-            }
-            if (whileLocked is not null) await whileLocked(connection, null);
-            return applied;
-        }
-        finally
-        {
-            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_unlock(@key)", new { key = AdvisoryLockKey }, cancellationToken: CancellationToken.None));
-        }
-    }
-
-    async Task<IReadOnlyList<int>> ApplySqliteAsync(DbConnection connection, Func<DbConnection, DbTransaction?, Task>? whileLocked, CancellationToken ct)
-    {
-        // BEGIN IMMEDIATE takes SQLite's write lock up front: a second runner waits here, then finds nothing to do.
-        await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, ct);
-        await connection.ExecuteAsync(new CommandDefinition("""
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version integer PRIMARY KEY,
-                name text NOT NULL,
-                checksum text NOT NULL,
-                applied_at text NOT NULL)
-            """, transaction: tx, cancellationToken: ct));
-        var applied = new List<int>();
-        foreach (var migration in await PendingAsync(connection, tx, ct))
-        {
-            await connection.ExecuteAsync(new CommandDefinition(migration.Sql, transaction: tx, cancellationToken: ct));
-            await RecordAsync(connection, tx, migration, ct);
-            applied.Add(migration.Version);
-            Log.Applied(logger, migration.Version, migration.Name);
-        }
-        if (whileLocked is not null) await whileLocked(connection, tx);
-        await tx.CommitAsync(ct);
-        return applied;
     }
 
     async Task<List<Migration>> PendingAsync(DbConnection connection, DbTransaction? tx, CancellationToken ct)

@@ -13,9 +13,11 @@ public static class StorageModule
             var o = sp.GetRequiredService<IOptions<NeracaOptions>>().Value;
             return Database.Create(o.Database, o.SqlitePath, o.ReadDatabase, o.DatabasePoolSizeMax);
         });
+        // The one place a store kind becomes SQL: every store takes the dialect instead of testing Database.Kind.
+        builder.Services.AddSingleton(sp => SqlDialect.For(sp.GetRequiredService<Database>()));
         builder.Services.AddMigrations(typeof(StorageModule).Assembly);
-        builder.Services.AddSingleton(sp => new MigrationRunner(sp.GetRequiredService<Database>(),
-            MigrationRunner.Embedded(sp.GetRequiredService<Database>().Kind, sp.GetServices<MigrationAssembly>().Select(m => m.Assembly)),
+        builder.Services.AddSingleton(sp => new MigrationRunner(sp.GetRequiredService<Database>(), sp.GetRequiredService<SqlDialect>(),
+            MigrationRunner.Embedded(sp.GetRequiredService<SqlDialect>().Kind, sp.GetServices<MigrationAssembly>().Select(m => m.Assembly)),
             sp.GetRequiredService<ILogger<MigrationRunner>>(), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<StorageStartup>();
         return builder;

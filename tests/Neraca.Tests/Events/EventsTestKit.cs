@@ -39,9 +39,7 @@ public static class EventsTestKit
     {
         var database = server.Services.GetRequiredService<Database>();
         await using var connection = await database.OpenAsync(CancellationToken.None);
-        await using var tx = database.Kind == StoreKind.Postgres
-            ? await connection.BeginTransactionAsync()
-            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable);
+        await using var tx = await server.Services.GetRequiredService<SqlDialect>().BeginWriteAsync(connection, CancellationToken.None);
         var ids = new List<string>();
         foreach (var (type, subject) in events)
         {

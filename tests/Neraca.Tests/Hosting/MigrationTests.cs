@@ -27,7 +27,7 @@ public sealed class MigrationTests
         var runners = Enumerable.Range(0, 6).Select(async _ =>
         {
             await using var db = Database.Create(setting, "unused");
-            return await new MigrationRunner(db, WithSeed(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
+            return await new MigrationRunner(db, SqlDialect.For(db), WithSeed(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
         }).ToList();
         var applied = await Task.WhenAll(runners);
 
@@ -63,7 +63,7 @@ public sealed class MigrationTests
     {
         var setting = await TestStores.NewDatabaseAsync(kind);
         await using var db = Database.Create(setting, "unused");
-        var runner = new MigrationRunner(db, WithSeed(kind), NullLogger<MigrationRunner>.Instance);
+        var runner = new MigrationRunner(db, SqlDialect.For(db), WithSeed(kind), NullLogger<MigrationRunner>.Instance);
         Assert.NotEmpty(await runner.ApplyAsync(CancellationToken.None));
         Assert.Empty(await runner.ApplyAsync(CancellationToken.None));
         Assert.Empty(await runner.PendingAsync(CancellationToken.None));
@@ -76,11 +76,11 @@ public sealed class MigrationTests
     {
         var setting = await TestStores.NewDatabaseAsync(kind);
         await using var db = Database.Create(setting, "unused");
-        await new MigrationRunner(db, WithSeed(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
+        await new MigrationRunner(db, SqlDialect.For(db), WithSeed(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
 
         var edited = WithSeed(kind).Select(m => m.Version == 9002 ? m with { Sql = "INSERT INTO seed_rows (n) VALUES (20);" } : m).ToList();
         var error = await Assert.ThrowsAsync<MigrationException>(() =>
-            new MigrationRunner(db, edited, NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None));
+            new MigrationRunner(db, SqlDialect.For(db), edited, NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None));
         Assert.Contains("9002_seed_more was edited", error.Message, StringComparison.Ordinal);
 
         await using var connection = await db.OpenAsync(CancellationToken.None);

@@ -148,7 +148,7 @@ static class JobQueries
     {
         await using var connection = await database.OpenAsync(CancellationToken.None);
         var tenant = await Dapper.SqlMapper.ExecuteScalarAsync<string>(connection, "SELECT tenant_id FROM jobs WHERE id = @id", new { id });
-        var store = new JobStore(database, new JobTypes([], Microsoft.Extensions.Options.Options.Create(new JobsOptions())), TimeProvider.System);
+        var store = new JobStore(database, SqlDialect.For(database), new JobTypes([], Microsoft.Extensions.Options.Options.Create(new JobsOptions())), TimeProvider.System);
         return await store.GetAsync(tenant!, id, CancellationToken.None) ?? throw new InvalidOperationException("no job " + id);
     }
 }

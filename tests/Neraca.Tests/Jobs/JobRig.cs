@@ -34,7 +34,7 @@ public sealed class JobRig : IAsyncDisposable
     {
         var setting = await TestStores.NewDatabaseAsync(kind);
         var admin = Database.Create(setting, "unused");
-        await new MigrationRunner(admin, TestMigrations.All(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
+        await new MigrationRunner(admin, SqlDialect.For(admin), TestMigrations.All(kind), NullLogger<MigrationRunner>.Instance).ApplyAsync(CancellationToken.None);
         return new JobRig(kind, setting, admin);
     }
 
@@ -45,7 +45,7 @@ public sealed class JobRig : IAsyncDisposable
         configure?.Invoke(options);
         var database = Database.Create(Setting, "unused");
         var types = new JobTypes(handlers, Options.Create(options));
-        var store = new JobStore(database, types, time);
+        var store = new JobStore(database, SqlDialect.For(database), types, time);
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var metrics = new JobMetrics(meters.GetRequiredService<IMeterFactory>());
         var replica = new Replica(database, store, meters,
