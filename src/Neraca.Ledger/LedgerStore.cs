@@ -17,7 +17,7 @@ internal enum CreateOutcome
 
 /// <summary>Ledger and account definitions, and every read of the ledger. Definitions are immutable once created
 /// (ledger code/asset, an account's ledger, a transfer's accounts), so they are cached in process without invalidation.</summary>
-internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaCache cache)
+internal sealed class LedgerStore(Database database, SqlDialect dialect, TimeProvider clock, NeracaCache cache)
 {
     /// <summary>Immutable facts only: ledger rows, account → ledger, transfer → (ledger, accounts).</summary>
     readonly MemoryCache _definitions = new(new MemoryCacheOptions { SizeLimit = 500_000 });
@@ -161,11 +161,9 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         var missing = accountIds.Distinct(StringComparer.Ordinal).Where(id => !_definitions.TryGetValue(("account-ledger", tenantId, id), out _)).ToArray();
         if (missing.Length == 0) return;
         await using var connection = await database.OpenAsync(ct);
-        var sql = database.Kind == StoreKind.Postgres
-            ? "SELECT id, ledger_id FROM accounts WHERE tenant_id = @tenantId AND id = ANY(@missing)"
-            : "SELECT id, ledger_id FROM accounts WHERE tenant_id = @tenantId AND id IN (SELECT value FROM json_each(@json))";
+        var sql = $"SELECT id, ledger_id FROM accounts WHERE tenant_id = @tenantId AND {dialect.InIdList("id", "missing")}";
         var rows = await connection.QueryAsync<(string Id, string LedgerId)>(new CommandDefinition(sql,
-            new { tenantId, missing, json = System.Text.Json.JsonSerializer.Serialize(missing) }, cancellationToken: ct));
+            new { tenantId, missing = dialect.IdListValue(missing) }, cancellationToken: ct));
         foreach (var (id, ledgerId) in rows) _definitions.Set(("account-ledger", tenantId, id), ledgerId, new MemoryCacheEntryOptions { Size = 1 });
     }
 
@@ -175,11 +173,9 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         var ids = accountIds.Distinct(StringComparer.Ordinal).ToArray();
         if (ids.Length == 0) return new HashSet<string>(StringComparer.Ordinal);
         await using var connection = await database.OpenAsync(ct);
-        var sql = database.Kind == StoreKind.Postgres
-            ? "SELECT id FROM accounts WHERE tenant_id = @tenantId AND owner = @owner AND id = ANY(@ids)"
-            : "SELECT id FROM accounts WHERE tenant_id = @tenantId AND owner = @owner AND id IN (SELECT value FROM json_each(@json))";
+        var sql = $"SELECT id FROM accounts WHERE tenant_id = @tenantId AND owner = @owner AND {dialect.InIdList("id", "ids")}";
         var rows = await connection.QueryAsync<string>(new CommandDefinition(sql,
-            new { tenantId, owner, ids, json = System.Text.Json.JsonSerializer.Serialize(ids) }, cancellationToken: ct));
+            new { tenantId, owner, ids = dialect.IdListValue(ids) }, cancellationToken: ct));
         return rows.ToHashSet(StringComparer.Ordinal);
     }
 
@@ -195,9 +191,7 @@ internal sealed class LedgerStore(Database database, TimeProvider clock, NeracaC
         for (var i = 0; i < metadata.Count; i++)
         {
             // Keys are validated to [A-Za-z0-9_-] by the API, and still passed as parameters.
-            sql.Append(database.Kind == StoreKind.Postgres
-                ? $" AND (metadata::jsonb ->> @mk{i}) = @mv{i}"
-                : $" AND json_extract(metadata, '$.\"' || @mk{i} || '\"') = @mv{i}");
+            sql.Append(" AND ").Append(dialect.JsonFieldEquals("metadata", $"mk{i}", $"mv{i}"));
             args.Add($"mk{i}", metadata[i].Key);
             args.Add($"mv{i}", metadata[i].Value);
         }

@@ -31,6 +31,17 @@ public abstract class SqlDialect
     /// <c>= ANY(@p)</c> on PostgreSQL (one parameter, one plan), <c>IN @p</c> on SQLite (Dapper expands the list).</summary>
     public abstract string InList(string column, string parameter);
 
+    /// <summary>For long id lists (a batch's thousands of accounts): <c>column</c> is one of the ids in <c>@parameter</c>,
+    /// bound to <see cref="IdListValue"/>. PostgreSQL takes the array; SQLite a JSON array read with <c>json_each</c>,
+    /// which, unlike an expanded <c>IN</c> list, has no parameter-count limit.</summary>
+    public abstract string InIdList(string column, string parameter);
+
+    /// <summary>The value to bind for <see cref="InIdList"/>.</summary>
+    public abstract object IdListValue(string[] ids);
+
+    /// <summary>The JSON text column's top-level field named by <c>@keyParameter</c> equals <c>@valueParameter</c>.</summary>
+    public abstract string JsonFieldEquals(string column, string keyParameter, string valueParameter);
+
     /// <summary>Appended to a <c>SELECT</c> that claims rows other workers may claim too: <c>FOR UPDATE SKIP LOCKED</c>
     /// on PostgreSQL (optionally <c>OF alias</c>); nothing on SQLite, whose write transaction already excludes every
     /// other writer.</summary>
@@ -88,6 +99,13 @@ public sealed class PostgresDialect : SqlDialect
 
     public override string InList(string column, string parameter) => $"{column} = ANY(@{parameter})";
 
+    public override string InIdList(string column, string parameter) => $"{column} = ANY(@{parameter})";
+
+    public override object IdListValue(string[] ids) => ids;
+
+    public override string JsonFieldEquals(string column, string keyParameter, string valueParameter) =>
+        $"({column}::jsonb ->> @{keyParameter}) = @{valueParameter}";
+
     public override string SkipLocked(string? of = null) => of is null ? " FOR UPDATE SKIP LOCKED" : $" FOR UPDATE OF {of} SKIP LOCKED";
 
     public override string ForUpdate => " FOR UPDATE";
@@ -140,6 +158,13 @@ public sealed class SqliteDialect : SqlDialect
     public override T Choose<T>(Func<T> postgres, Func<T> sqlite) => sqlite();
 
     public override string InList(string column, string parameter) => $"{column} IN @{parameter}";
+
+    public override string InIdList(string column, string parameter) => $"{column} IN (SELECT value FROM json_each(@{parameter}))";
+
+    public override object IdListValue(string[] ids) => System.Text.Json.JsonSerializer.Serialize(ids);
+
+    public override string JsonFieldEquals(string column, string keyParameter, string valueParameter) =>
+        $"json_extract({column}, '$.\"' || @{keyParameter} || '\"') = @{valueParameter}";
 
     public override string SkipLocked(string? of = null) => "";
 
