@@ -37,7 +37,7 @@ public static class TokensApi
         var scopes = request.Scopes ?? [Scopes.LedgerRead];
         var allowed = Scopes.EndUser;
         if (scopes.Length == 0 || scopes.Any(s => !allowed.Contains(s)))
-            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin or audit:read)."];
+            errors["scopes"] = ["One or more of " + string.Join(", ", allowed) + " (end users never get admin, audit:read, events:read or webhooks:write: those reach the whole tenant)."];
         if (errors.Count > 0) return Problems.Validation(errors);
         var pair = await tokens.IssueAsync(tenant.Id, request.Subject!, scopes.Distinct().ToList(), ct);
         return TypedResults.Created((string?)null, pair);

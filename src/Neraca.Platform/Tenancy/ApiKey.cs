@@ -47,6 +47,8 @@ public static class Scopes
 
     public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, AuditRead, Admin];
 
-    /// <summary>What an end-user token may carry: never <see cref="Admin"/> or <see cref="AuditRead"/>.</summary>
-    public static readonly IReadOnlyList<string> EndUser = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite];
+    /// <summary>What an end-user token may carry: the ledger, which filters by owner. Never <see cref="Admin"/> or
+    /// <see cref="AuditRead"/>, and not <see cref="EventsRead"/> or <see cref="WebhooksWrite"/>: the event feed and webhooks
+    /// carry every event of the tenant, not only the subject's.</summary>
+    public static readonly IReadOnlyList<string> EndUser = [LedgerRead, LedgerWrite];
 }

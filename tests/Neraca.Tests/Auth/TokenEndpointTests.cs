@@ -72,6 +72,17 @@ public sealed class TokenEndpointTests(JwtServerFixture fixture) : IClassFixture
         (await user.PostJsonAsync("/v1/auth/tokens", new { subject = "u" })).AssertProblem(403, "insufficient_scope");
     }
 
+    // The event feed and webhooks are tenant-wide; an end user holding events:read or webhooks:write would see (or
+    // subscribe to) every subject's transfers, around the ownership rules of the ledger.
+    [Theory]
+    [InlineData("events:read")]
+    [InlineData("webhooks:write")]
+    public async Task End_user_tokens_cannot_carry_tenant_wide_event_scopes(string scope)
+    {
+        var tenant = await Server.NewTenantAsync();
+        (await tenant.Http.PostJsonAsync("/v1/auth/tokens", new { subject = "u", scopes = new[] { "ledger:read", scope } })).AssertProblem(400, "validation_failed");
+    }
+
     [Fact]
     public async Task Refresh_rotates_and_replaying_a_used_refresh_token_revokes_the_session()
     {
