@@ -138,12 +138,8 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     public async Task<LedgerResult<Page<AccountResponse>>> ListAccountsAsync(string tenantId, AccountQuery query, CancellationToken ct)
     {
         if (PageLimit(query.Limit) is not { } take) return LimitProblem<Page<AccountResponse>>();
-        string? ledgerId = null;
-        if (query.Ledger is not null)
-        {
-            if (await store.GetLedgerAsync(tenantId, query.Ledger, ct) is not { } l) return LedgerNotFound<Page<AccountResponse>>(query.Ledger, LedgerErrorKind.NotFound);
-            ledgerId = l.Id;
-        }
+        var (found, ledgerId) = await LedgerFilterAsync(tenantId, query.Ledger, ct);
+        if (!found) return LedgerNotFound<Page<AccountResponse>>(query.Ledger!, LedgerErrorKind.NotFound);
         var metadata = new List<(string, string)>();
         foreach (var (name, value) in query.Metadata ?? [])
         {
@@ -327,12 +323,8 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     public async Task<LedgerResult<Page<TransferResponse>>> ListTransfersAsync(string tenantId, TransferQuery query, CancellationToken ct)
     {
         if (PageLimit(query.Limit) is not { } take) return LimitProblem<Page<TransferResponse>>();
-        string? ledgerId = null;
-        if (query.Ledger is not null)
-        {
-            if (await store.GetLedgerAsync(tenantId, query.Ledger, ct) is not { } l) return LedgerNotFound<Page<TransferResponse>>(query.Ledger, LedgerErrorKind.NotFound);
-            ledgerId = l.Id;
-        }
+        var (found, ledgerId) = await LedgerFilterAsync(tenantId, query.Ledger, ct);
+        if (!found) return LedgerNotFound<Page<TransferResponse>>(query.Ledger!, LedgerErrorKind.NotFound);
         (long, string)? cursor = null;
         if (Cursor.Decode(query.After) is { } c)
         {
@@ -396,6 +388,12 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
 
     static LedgerResult<T> LedgerNotFound<T>(string idOrCode, LedgerErrorKind kind) =>
         LedgerResult<T>.Fail(kind, LedgerCodes.LedgerNotFound, $"No ledger '{idOrCode}'.");
+
+    /// <summary>A list's optional <c>ledger</c> filter (id or code) as the ledger's id; not found when it names none.</summary>
+    async Task<(bool Found, string? LedgerId)> LedgerFilterAsync(string tenantId, string? idOrCode, CancellationToken ct) =>
+        idOrCode is null ? (true, null)
+        : await store.GetLedgerAsync(tenantId, idOrCode, ct) is { } l ? (true, l.Id)
+        : (false, null);
 
     static int? PageLimit(int? limit) => limit switch
     {

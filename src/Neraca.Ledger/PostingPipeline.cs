@@ -26,8 +26,8 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
     readonly ConcurrentDictionary<(string Tenant, string Ledger), LedgerQueue> _queues = new();
     readonly CancellationTokenSource _stopping = new();
 
-    public PostingPipeline(Database database, SqlDialect dialect, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics, ILogger<PostingPipeline> logger,
-        NeracaCache cache)
+    public PostingPipeline(Database database, SqlDialect dialect, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics,
+        ILogger<PostingPipeline> logger, NeracaCache cache)
     {
         _database = database;
         _cache = cache;

@@ -23,15 +23,22 @@ public sealed class TracingTests
         var response = await tenant.Http.GetAsync("/v1/ledgers");
         caller.Stop();
         var requestId = response.Headers.GetValues("X-Request-Id").Single();
-        Assert.True(server.Services.GetRequiredService<TracerProvider>().ForceFlush(30_000), "trace export did not finish");
 
         // OTLP/protobuf carries ids as raw bytes and strings as UTF-8: find them in the exported batches of this trace.
         // The test's own HttpClient span (same process, same trace) may travel in an earlier batch than the server's
-        // request span, so the server span is the export that carries the request id.
+        // request span, so the server span is the export that carries the request id. The server's span ends after
+        // the client has its response, so a flush can run before it exists: flush until it has been exported.
         var traceIdBytes = new byte[16];
         caller.TraceId.CopyTo(traceIdBytes);
-        var export = collector.All.Where(r => r.Path == "/v1/traces")
-            .FirstOrDefault(r => Contains(r.Body, traceIdBytes) && Contains(r.Body, Encoding.UTF8.GetBytes(requestId)));
+        var tracer = server.Services.GetRequiredService<TracerProvider>();
+        ReceivedRequest? export = null;
+        await Polling.Eventually(() =>
+        {
+            Assert.True(tracer.ForceFlush(30_000), "trace export did not finish");
+            export = collector.All.Where(r => r.Path == "/v1/traces")
+                .FirstOrDefault(r => Contains(r.Body, traceIdBytes) && Contains(r.Body, Encoding.UTF8.GetBytes(requestId)));
+            return export is not null;
+        }, "the server's request span is exported");
         Assert.NotNull(export);
         Assert.Equal("application/x-protobuf", export.ContentType);
         foreach (var expected in new[] { "service.name", "neraca", "service.instance.id", "replica-under-test",
