@@ -46,6 +46,7 @@ DECLARE
         'ledgers',              'SELECT, INSERT',
         'audit_checkpoints',    'SELECT, INSERT',
         'auth_signing_keys',    'SELECT, INSERT',
+        'encryption_keys',      'SELECT, INSERT',
         'webhook_attempts',     'SELECT, INSERT',
         'tenants',              'SELECT, INSERT, UPDATE (name)',  -- UPDATE (one column) only to lock a tenant's row
         'schema_migrations',    'SELECT',                         -- MigrateOnStart=false checks nothing is pending
