@@ -45,10 +45,25 @@ public static class Scopes
     public const string AuditRead = "audit:read";
     public const string Admin = "admin";
 
-    public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, AuditRead, Admin];
+    // The capabilities built on the ledger. End users hold the product scopes too: each product shows a subject only
+    // what it owns (its people are mapped to subjects), as the ledger does.
+    public const string PayoutsRead = "payouts:read";
+    public const string PayoutsWrite = "payouts:write";
+    public const string EwaRead = "ewa:read";
+    public const string EwaWrite = "ewa:write";
+    public const string SplitRead = "split:read";
+    public const string SplitWrite = "split:write";
+    public const string BankingRead = "banking:read";
+    public const string BankingWrite = "banking:write";
+    public const string SettlementRead = "settlement:read";
+    public const string SettlementWrite = "settlement:write";
+
+    public static readonly IReadOnlyList<string> All = [LedgerRead, LedgerWrite, EventsRead, WebhooksWrite, AuditRead, Admin,
+        PayoutsRead, PayoutsWrite, EwaRead, EwaWrite, SplitRead, SplitWrite, BankingRead, BankingWrite, SettlementRead, SettlementWrite];
 
     /// <summary>What an end-user token may carry: the ledger, which filters by owner. Never <see cref="Admin"/> or
     /// <see cref="AuditRead"/>, and not <see cref="EventsRead"/> or <see cref="WebhooksWrite"/>: the event feed and webhooks
-    /// carry every event of the tenant, not only the subject's.</summary>
-    public static readonly IReadOnlyList<string> EndUser = [LedgerRead, LedgerWrite];
+    /// carry every event of the tenant, not only the subject's. Payouts and settlement are server work (a product asks for
+    /// an end user's payout), so their scopes are not here either.</summary>
+    public static readonly IReadOnlyList<string> EndUser = [LedgerRead, LedgerWrite, EwaRead, EwaWrite, SplitRead, SplitWrite, BankingRead, BankingWrite];
 }
