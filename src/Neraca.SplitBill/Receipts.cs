@@ -173,8 +173,11 @@ public static class ReceiptImages
 }
 
 /// <summary>Runs <see cref="SplitBills.ProcessReceiptAsync"/> for one upload.</summary>
-public sealed class ProcessReceiptJob(SplitBills splits) : IJobHandler
+// SplitBills is resolved when the job runs: it enqueues jobs itself, and the job store is built from every handler.
+public sealed class ProcessReceiptJob(IServiceProvider services) : IJobHandler
 {
+    SplitBills Splits => services.GetRequiredService<SplitBills>();
+
     public string Type => SplitBills.ProcessReceiptJob;
 
     // Decoding is CPU and memory heavy: two at a time across the cluster keeps the API responsive.
@@ -184,7 +187,7 @@ public sealed class ProcessReceiptJob(SplitBills splits) : IJobHandler
     {
         using var payload = JsonDocument.Parse(job.Payload);
         var p = payload.RootElement;
-        await splits.ProcessReceiptAsync(job.TenantId, p.GetProperty("group").GetString()!, p.GetProperty("expense").GetString()!,
+        await Splits.ProcessReceiptAsync(job.TenantId, p.GetProperty("group").GetString()!, p.GetProperty("expense").GetString()!,
             p.GetProperty("upload").GetString()!, ct);
     }
 }

@@ -156,15 +156,18 @@ public sealed partial class SplitBills
 }
 
 /// <summary>Adds the expenses of recurring templates whose period has come, per tenant, in chunks.</summary>
-public sealed class RecurringExpensesJob(SplitBills splits) : IJobHandler
+// SplitBills is resolved when the job runs: it enqueues jobs itself, and the job store is built from every handler.
+public sealed class RecurringExpensesJob(IServiceProvider services) : IJobHandler
 {
+    SplitBills Splits => services.GetRequiredService<SplitBills>();
+
     public string Type => SplitBills.RecurringJobType;
 
     public JobTypeDefaults Defaults => new() { ConcurrencyMax = 2, ChunkSize = 100 };
 
     public Task ExecuteAsync(JobExecution job, CancellationToken ct) => job.RunChunksAsync(async (chunk, token) =>
     {
-        var handled = await splits.MaterialiseDueAsync(chunk.Connection, chunk.Transaction, chunk.TenantId,
+        var handled = await Splits.MaterialiseDueAsync(chunk.Connection, chunk.Transaction, chunk.TenantId,
             DateOnly.FromDateTime(chunk.Now.UtcDateTime), chunk.ChunkSize, token);
         // A template behind by several periods comes back in the next chunk; done when nothing is due.
         return new ChunkResult(null, handled, Done: handled == 0);

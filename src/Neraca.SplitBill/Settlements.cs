@@ -233,8 +233,11 @@ public sealed partial class SplitBills
 }
 
 /// <summary>Finishes wallet settlements whose first attempt did not hear back from the ledger.</summary>
-public sealed class ResumeSettlementJob(SplitBills splits) : IJobHandler
+// SplitBills is resolved when the job runs: it enqueues jobs itself, and the job store is built from every handler.
+public sealed class ResumeSettlementJob(IServiceProvider services) : IJobHandler
 {
+    SplitBills Splits => services.GetRequiredService<SplitBills>();
+
     public string Type => SplitBills.ResumeSettlementJob;
 
     public JobTypeDefaults Defaults => new() { ConcurrencyMax = 4 };
@@ -244,6 +247,6 @@ public sealed class ResumeSettlementJob(SplitBills splits) : IJobHandler
         using var payload = JsonDocument.Parse(job.Payload);
         var group = payload.RootElement.GetProperty("group").GetString()!;
         var settlement = payload.RootElement.GetProperty("settlement").GetString()!;
-        await splits.ResumeSettlementAsync(job.TenantId, group, settlement, ct);
+        await Splits.ResumeSettlementAsync(job.TenantId, group, settlement, ct);
     }
 }

@@ -41,7 +41,7 @@ public sealed class SplittingTests
         Assert.Equal(2, Splitting.Convert(5, 0.5m, 2, 2));        // 2.5 -> 2
         Assert.Equal(1_550_000, Splitting.Convert(10_000, 155m, 2, 2));   // 100.00 USD at 155 -> 15,500.00
         Assert.Equal(670, Splitting.Convert(1000, 0.0067m, 0, 2));        // 1,000 JPY at 0.0067 USD -> 6.70 USD
-        Assert.Equal(1235, Splitting.Convert(12345, 0.1m, 2, 3));         // 123.45 at 0.1 -> 12.345 in a 3-decimal currency
+        Assert.Equal(1234, Splitting.Convert(12345, 0.01m, 2, 3));        // 123.45 at 0.01 -> 1.2345, half to even at 3 decimals: 1.234
         Assert.Null(Splitting.Convert(long.MaxValue, 1000m, 2, 2));
     }
 
