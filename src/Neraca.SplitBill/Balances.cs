@@ -109,14 +109,14 @@ public sealed partial class SplitBills
             foreach (var t in Splitting.PairwiseWithin(expense.ToDictionary(r => r.Member, r => r.Paid - r.Owed, StringComparer.Ordinal)))
                 Add(t.From, t.To, t.Amount, expense.Key);
         foreach (var s in settlements) Add(s.To, s.From, s.Amount, null); // paying b reduces what a owes b
+        // Payments that did not follow the pairs (a simplified settle-up) leave debts that go round in circles: cancel them.
+        var netted = debt.Where(d => d.Value != 0).Select(d => d.Value > 0 ? (d.Key.Item1, d.Key.Item2, d.Value) : (d.Key.Item2, d.Key.Item1, -d.Value));
         var transfers = new List<SuggestedTransfer>();
-        foreach (var ((a, b), amount) in debt)
+        foreach (var (from, to, value) in Splitting.CancelCycles(netted))
         {
-            if (amount == 0) continue;
-            var (from, to, value) = amount > 0 ? (a, b, amount) : (b, a, -amount);
-            var expenses = because.GetValueOrDefault((a, b)) ?? [];
+            var expenses = because.GetValueOrDefault(string.CompareOrdinal(from, to) < 0 ? (from, to) : (to, from)) ?? [];
             transfers.Add(new SuggestedTransfer(from, to, value, expenses,
-                $"{name(from)} owes {name(to)} {money(value)} from {expenses.Count} shared expense(s), net of what each paid for the other and of payments between them."));
+                $"{name(from)} owes {name(to)} {money(value)} from {expenses.Count} shared expense(s), net of what each paid for the other and of payments made."));
         }
         return transfers;
     }

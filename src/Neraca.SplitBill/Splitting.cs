@@ -135,6 +135,69 @@ public static class Splitting
         return c != 0 ? c : string.CompareOrdinal(a.Member, b.Member);
     }
 
+    /// <summary>Removes money that would only go round in a circle (A owes B, B owes C, C owes A: each pays the smallest
+    /// debt of the cycle less), until no cycle is left. Every member's balance stays the same; when every balance is
+    /// zero nothing remains. Each pass zeroes at least one debt, so there are at most as many passes as debts.</summary>
+    /// <param name="debts">From → to → amount (&gt; 0), one direction per pair.</param>
+    public static IReadOnlyList<(string From, string To, long Amount)> CancelCycles(IEnumerable<(string From, string To, long Amount)> debts)
+    {
+        var edges = new SortedDictionary<string, SortedDictionary<string, long>>(StringComparer.Ordinal);
+        foreach (var (from, to, amount) in debts)
+        {
+            if (amount <= 0 || from == to) throw new ArgumentException("Debts are positive and between two members.", nameof(debts));
+            if (!edges.TryGetValue(from, out var targets)) edges[from] = targets = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            targets[to] = checked(targets.GetValueOrDefault(to) + amount);
+        }
+        while (FindCycle(edges) is { } cycle)
+        {
+            var least = long.MaxValue;
+            for (var i = 0; i < cycle.Count; i++) least = Math.Min(least, edges[cycle[i]][cycle[(i + 1) % cycle.Count]]);
+            for (var i = 0; i < cycle.Count; i++)
+            {
+                var (a, b) = (cycle[i], cycle[(i + 1) % cycle.Count]);
+                if ((edges[a][b] -= least) == 0) edges[a].Remove(b);
+            }
+        }
+        return edges.SelectMany(e => e.Value.Select(x => (e.Key, x.Key, x.Value))).ToList();
+    }
+
+    /// <summary>A directed cycle (its members in order) by iterative depth-first search, or null.</summary>
+    static List<string>? FindCycle(SortedDictionary<string, SortedDictionary<string, long>> edges)
+    {
+        var state = new Dictionary<string, int>(StringComparer.Ordinal); // 1 on the path, 2 done
+        foreach (var root in edges.Keys)
+        {
+            if (state.ContainsKey(root)) continue;
+            var path = new List<string> { root };
+            var next = new Stack<IEnumerator<string>>();
+            state[root] = 1;
+            next.Push(Targets(edges, root));
+            while (next.Count > 0)
+            {
+                if (!next.Peek().MoveNext())
+                {
+                    next.Pop();
+                    state[path[^1]] = 2;
+                    path.RemoveAt(path.Count - 1);
+                    continue;
+                }
+                var to = next.Peek().Current;
+                if (state.TryGetValue(to, out var s))
+                {
+                    if (s == 1) return path.GetRange(path.IndexOf(to), path.Count - path.IndexOf(to));
+                    continue;
+                }
+                state[to] = 1;
+                path.Add(to);
+                next.Push(Targets(edges, to));
+            }
+        }
+        return null;
+    }
+
+    static IEnumerator<string> Targets(SortedDictionary<string, SortedDictionary<string, long>> edges, string from) =>
+        (edges.TryGetValue(from, out var t) ? t.Keys.ToList() : []).GetEnumerator();
+
     /// <summary>Who owes whom within one expense: its debtors (owed more than paid) pay its creditors (paid more than
     /// owed) in member-id order, exactly. With one payer, each other member owes the payer their share.</summary>
     public static IReadOnlyList<(string From, string To, long Amount)> PairwiseWithin(IReadOnlyDictionary<string, long> nets)
