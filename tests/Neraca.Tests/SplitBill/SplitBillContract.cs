@@ -623,3 +623,7 @@ static class SplitHttp
 public sealed class SqliteSplitBillTests(SqliteServerFixture fixture) : SplitBillContract(fixture), IClassFixture<SqliteServerFixture>;
 
 public sealed class PostgresSplitBillTests(PostgresServerFixture fixture) : SplitBillContract(fixture), IClassFixture<PostgresServerFixture>;
+
+/// <summary>PostgreSQL with the server as the application role of <c>deploy/postgres-roles.sql</c>: the split tables'
+/// grants are enough for every flow (edits replace shares, removals delete members, the jobs update rows).</summary>
+public sealed class AppRoleSplitBillTests(PostgresAppRoleServerFixture fixture) : SplitBillContract(fixture), IClassFixture<PostgresAppRoleServerFixture>;
