@@ -76,3 +76,25 @@ BEGIN
 END $$;
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO neraca_app;
+
+-- Split bills (issue 15): activity is append-only; shares are replaced when an expense is edited; members without
+-- history are deleted when removed.
+DO $$
+DECLARE
+    grants text[] := ARRAY[
+        'split_activity',    'SELECT, INSERT',
+        'split_groups',      'SELECT, INSERT, UPDATE',
+        'split_expenses',    'SELECT, INSERT, UPDATE',
+        'split_settlements', 'SELECT, INSERT, UPDATE',
+        'split_recurring',   'SELECT, INSERT, UPDATE',
+        'split_members',     'SELECT, INSERT, UPDATE, DELETE',
+        'split_shares',      'SELECT, INSERT, UPDATE, DELETE'
+    ];
+BEGIN
+    FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP
+        IF to_regclass(format('public.%I', grants[i])) IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON public.%I FROM neraca_app', grants[i]);
+            EXECUTE format('GRANT %s ON public.%I TO neraca_app', grants[i + 1], grants[i]);
+        END IF;
+    END LOOP;
+END $$;

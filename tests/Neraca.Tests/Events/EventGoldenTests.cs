@@ -40,4 +40,12 @@ public sealed class EventGoldenTests
             """{"id":"evt_1","type":"transfer.pending","subject":"trf_1","ledger_id":"led_1","created_at":"2023-11-14T22:13:20+00:00","data":{"id":"trf_1","ledger":"wallets-idr","debit_account":"bank","credit_account":"alice","amount":150000,"status":"pending","posted_amount":0,"code":3,"description":"top-up","metadata":{"k":"v"},"pending":true,"timeout_at":"2023-11-14T22:14:20+00:00","reverses":null,"created_at":"2023-11-14T22:13:20+00:00","effective_at":"2023-11-14T22:13:20+00:00"}}""",
             Encoding.UTF8.GetString(EventEnvelope.ToJsonBytes(row)));
     }
+
+    [Fact]
+    public void Split_bill_event_type_names_are_frozen() =>
+        Assert.Equal(
+            ["split.group.created", "split.group.updated", "split.member.added", "split.member.updated", "split.member.removed",
+                "split.expense.created", "split.expense.updated", "split.expense.deleted", "split.settlement.created", "split.settlement.completed",
+                "split.settlement.failed", "split.receipt.ready", "split.receipt.rejected"],
+            Neraca.SplitBill.SplitEventTypes.All.Select(t => t.Name));
 }
