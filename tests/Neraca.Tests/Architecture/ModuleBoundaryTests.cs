@@ -14,10 +14,10 @@ public sealed partial class ModuleBoundaryTests
 
     static readonly Assembly[] Products =
     [
-        typeof(Wellness.WellnessModule).Assembly,
-        typeof(SplitBill.SplitBillModule).Assembly,
-        typeof(Banking.BankingModule).Assembly,
-        typeof(Settlement.SettlementModule).Assembly,
+        typeof(global::Neraca.Wellness.WellnessModule).Assembly,
+        typeof(global::Neraca.SplitBill.SplitBillModule).Assembly,
+        typeof(global::Neraca.Banking.BankingModule).Assembly,
+        typeof(global::Neraca.Settlement.SettlementModule).Assembly,
     ];
 
     public static TheoryData<string> ProductNames => [.. Products.Select(p => p.GetName().Name!)];
