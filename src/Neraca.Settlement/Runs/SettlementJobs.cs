@@ -11,9 +11,12 @@ namespace Neraca.Settlement.Runs;
 /// due exactly at the cut-off, with the idempotent key <c>settle:{counterparty}:{date}</c>. The counterparty's
 /// <c>closed_through</c> mark moves in the same transaction, so dates missed while the cluster was down are enqueued by
 /// the next sweep (oldest first, at most <see cref="SettlementOptions.CatchUpDaysMax"/> per sweep).</summary>
-internal sealed class CloseOfBusinessJob(CounterpartyDirectory counterparties, Database database, SqlDialect dialect, JobStore jobs,
+internal sealed class CloseOfBusinessJob(CounterpartyDirectory counterparties, Database database, SqlDialect dialect, IServiceProvider services,
     IOptions<SettlementOptions> options, TimeProvider clock) : IJobHandler
 {
+    /// <summary>The job store depends on every handler, this one included: resolved at use.</summary>
+    JobStore Jobs => services.GetRequiredService<JobStore>();
+
     public const string TypeName = "settlement.close_of_business";
 
     public string Type => TypeName;
@@ -36,7 +39,7 @@ internal sealed class CloseOfBusinessJob(CounterpartyDirectory counterparties, D
             // Another sweep moved the mark first: it enqueued these dates.
             if (!await CounterpartyDirectory.AdvanceClosedThroughAsync(connection, tx, job.TenantId, c.Id, c.ClosedThrough, Dates.Format(due[^1]), ct)) continue;
             foreach (var d in due)
-                await jobs.EnqueueAsync(connection, tx, new JobRequest(job.TenantId, SettleJob.TypeName,
+                await Jobs.EnqueueAsync(connection, tx, new JobRequest(job.TenantId, SettleJob.TypeName,
                     SettlementJson.Serialize(new SettleJobPayload(c.Id, Dates.Format(d))), Key: SettlementRuns.TransferId(c.Id, d), RunAt: calendar.CutoffOf(d)), ct);
             await tx.CommitAsync(ct);
         }

@@ -36,9 +36,12 @@ internal static class RunStatus
 
 /// <summary>Net positions and settlement runs: one net transfer per counterparty between its settlement and cash
 /// accounts, all in one atomic ledger batch, each (business date, counterparty) settled once.</summary>
-internal sealed partial class SettlementRuns(Database database, SqlDialect dialect, ILedger ledger, CounterpartyDirectory counterparties, JobStore jobs,
+internal sealed partial class SettlementRuns(Database database, SqlDialect dialect, ILedger ledger, CounterpartyDirectory counterparties, IServiceProvider services,
     SettlementMetrics metrics, TimeProvider clock, ILogger<SettlementRuns> log)
 {
+    /// <summary>The job store knows every job handler (some of which use this type): resolved when first needed.</summary>
+    JobStore Jobs => services.GetRequiredService<JobStore>();
+
     /// <summary>Ledger transfer code of net settlement transfers.</summary>
     public const int TransferCode = 8801;
 
@@ -193,7 +196,7 @@ internal sealed partial class SettlementRuns(Database database, SqlDialect diale
                 await EventLog.AppendAsync(connection, tx, tenantId, null,
                     new NewEvent(SettlementEventTypes.RunCreated, runId, SettlementJson.Serialize(ToResponse(run, items))), nowUs, ct);
                 // The run completes even if this process dies before posting it: the job re-executes a run left pending.
-                await jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, ExecuteJobType, SettlementJson.Serialize(new RunJobPayload(runId)), Key: runId,
+                await Jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, ExecuteJobType, SettlementJson.Serialize(new RunJobPayload(runId)), Key: runId,
                     RunAt: now.AddMinutes(1)), ct);
                 await tx.CommitAsync(ct);
             }
