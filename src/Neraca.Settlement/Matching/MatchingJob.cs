@@ -49,10 +49,11 @@ internal sealed class MatchingJob(ReconciliationStore store, CounterpartyDirecto
         var bankLines = lines.Select(l => new BankLine(l.line_no, Dates.Parse(l.value_date)!.Value, l.amount, l.reference, l.bank_reference)).ToList();
         var first = bankLines.Min(l => l.ValueDate).AddDays(-reach);
         var last = bankLines.Max(l => l.ValueDate).AddDays(reach);
-        // Exact references may name a transfer of any date: read it by id when the window does not hold it.
+        // An exact reference may name a transfer of any date: a line's reference that no transfer in the window carries is
+        // looked up as a transfer id (a reversal booked days later, a correction).
         var candidates = await source.ReadAsync(store, first, last, unmatchedOnly: true, ct);
-        var known = candidates.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
-        var named = bankLines.SelectMany(l => new[] { l.Reference, l.BankReference }).OfType<string>().Where(r => !known.Contains(r)).Distinct(StringComparer.Ordinal).ToList();
+        var known = candidates.SelectMany(c => c.References).ToHashSet(StringComparer.Ordinal);
+        var named = bankLines.Select(l => l.Reference).OfType<string>().Where(r => !known.Contains(r)).Distinct(StringComparer.Ordinal).ToList();
         candidates.AddRange(await source.ByIdsAsync(store, named, ct));
 
         var matches = Matcher.Match(bankLines, candidates, rules);

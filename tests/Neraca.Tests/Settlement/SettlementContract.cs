@@ -198,6 +198,14 @@ public abstract class SettlementContract(ServerFixture fixture)
         Assert.Empty((await other.Http.GetJsonAsync($"/v1/settlement/positions?business_date={SettlementWorld.Iso(w.Day)}")).Body!["data"]!.AsArray());
         // Its own counterparty may not use the first tenant's accounts.
         (await other.Http.PostJsonAsync("/v1/settlement/counterparties", SettlementWorld.DefaultCounterparty())).AssertProblem(422, "counterparty_account_invalid");
+        // End users never see the provider's books, not even with ledger scopes.
+        var (tokenResponse, token) = await w.Http.PostJsonAsync("/v1/auth/tokens", new { subject = "user-alice", scopes = new[] { "ledger:read", "ledger:write" } });
+        Assert.Equal(HttpStatusCode.Created, tokenResponse.StatusCode);
+        using var endUser = fixture.Server.CreateClient();
+        endUser.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", (string)token!["access_token"]!);
+        (await endUser.GetJsonAsync("/v1/settlement/counterparties")).AssertProblem(403, "server_key_required");
+        (await endUser.PostJsonAsync("/v1/settlement/runs", new { business_date = SettlementWorld.Iso(w.Day) })).AssertProblem(403, "server_key_required");
+        (await endUser.GetJsonAsync("/v1/reconciliation/exceptions")).AssertProblem(403, "server_key_required");
         var readOnly = await fixture.Server.NewTenantAsync(Neraca.Tenancy.Scopes.LedgerRead);
         (await readOnly.Http.PostJsonAsync("/v1/settlement/runs", new { business_date = SettlementWorld.Iso(w.Day) })).AssertProblem(403, "insufficient_scope");
     }

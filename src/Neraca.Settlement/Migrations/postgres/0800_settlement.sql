@@ -31,8 +31,8 @@ CREATE TABLE settlement_runs (
     updated_at_us bigint NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX settlement_runs_created ON settlement_runs (tenant_id, created_at_us, id);
-CREATE INDEX settlement_runs_pending ON settlement_runs (tenant_id, created_at_us) WHERE status = 'pending';
+-- Runs list by id (a ULID: creation order), optionally of one business date.
+CREATE INDEX settlement_runs_date ON settlement_runs (tenant_id, business_date, id);
 
 CREATE TABLE settlement_run_items (
     tenant_id text NOT NULL,

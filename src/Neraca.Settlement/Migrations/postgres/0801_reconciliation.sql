@@ -23,7 +23,6 @@ CREATE TABLE recon_statements (
 );
 -- The same file is one statement: importing it again answers the first import.
 CREATE UNIQUE INDEX recon_statements_content ON recon_statements (tenant_id, content_sha256);
-CREATE INDEX recon_statements_list ON recon_statements (tenant_id, imported_at_us, id);
 CREATE INDEX recon_statements_unmatched ON recon_statements (imported_at_us) WHERE fully_matched_at_us IS NULL;
 
 CREATE TABLE recon_lines (
@@ -52,7 +51,6 @@ CREATE TABLE recon_matches (
     matched_at_us bigint NOT NULL,
     PRIMARY KEY (tenant_id, transfer_id)       -- nothing is matched twice
 );
-CREATE INDEX recon_matches_line ON recon_matches (tenant_id, statement_id, line_no);
 
 CREATE TABLE recon_exceptions (
     tenant_id text NOT NULL,
@@ -75,5 +73,5 @@ CREATE TABLE recon_exceptions (
 );
 CREATE UNIQUE INDEX recon_exceptions_line ON recon_exceptions (tenant_id, statement_id, line_no) WHERE line_no IS NOT NULL;
 CREATE UNIQUE INDEX recon_exceptions_transfer ON recon_exceptions (tenant_id, transfer_id) WHERE transfer_id IS NOT NULL;
-CREATE INDEX recon_exceptions_list ON recon_exceptions (tenant_id, created_at_us, id);
+CREATE INDEX recon_exceptions_status ON recon_exceptions (tenant_id, status, id);
 CREATE INDEX recon_exceptions_open ON recon_exceptions (created_at_us) WHERE status = 'open';
