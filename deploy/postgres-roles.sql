@@ -63,7 +63,15 @@ DECLARE
         'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
         'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
         'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
-        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE',
+        -- settlement and reconciliation (issue #17): matches are append-only, the rest is state
+        'recon_matches',        'SELECT, INSERT',
+        'settlement_counterparties', 'SELECT, INSERT, UPDATE',
+        'settlement_runs',      'SELECT, INSERT, UPDATE',
+        'settlement_run_items', 'SELECT, INSERT, UPDATE',
+        'recon_statements',     'SELECT, INSERT, UPDATE',
+        'recon_lines',          'SELECT, INSERT, UPDATE',
+        'recon_exceptions',     'SELECT, INSERT, UPDATE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

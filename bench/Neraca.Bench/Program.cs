@@ -1,6 +1,7 @@
 using Neraca.Bench;
 
 if (args is ["cache", .. var cacheArgs]) return await CacheReadBench.RunAsync(cacheArgs, CancellationToken.None);
+if (args is ["reconciliation", .. var reconArgs]) return await ReconciliationScenario.RunAsync(reconArgs, CancellationToken.None);
 
 BenchOptions options;
 try

@@ -51,6 +51,18 @@ public interface ILedger
     Task<LedgerResult<TransferResponse>> ReverseAsync(string tenantId, string transferId, ReverseRequest request, CancellationToken ct);
     Task<LedgerResult<TransferResponse>> GetTransferAsync(string tenantId, string transferId, CancellationToken ct);
     Task<LedgerResult<Page<TransferResponse>>> ListTransfersAsync(string tenantId, TransferQuery query, CancellationToken ct);
+
+    // ---------------- set-based reads for settlement and reconciliation (issue #17) ----------------
+
+    /// <summary>Per account, the posted debits and credits (sums and counts of entries) whose business time
+    /// (<c>effective_at</c>) lies in [<see cref="AccountActivityQuery.From"/>, <see cref="AccountActivityQuery.To"/>): one
+    /// set-based query for up to <see cref="AccountActivityQuery.AccountsMax"/> accounts. Accounts without entries in the
+    /// window answer zeros; an unknown (or, for an end user, not owned) account fails with <c>account_not_found</c>.</summary>
+    Task<LedgerResult<IReadOnlyList<AccountActivityResponse>>> GetAccountActivityAsync(string tenantId, AccountActivityQuery query, CancellationToken ct);
+
+    /// <summary>The transfers with a side on one account whose business time lies in [From, To), every status, ordered by
+    /// (<c>effective_at</c>, <c>id</c>) and paged with <c>limit</c>/<c>after</c> like every list.</summary>
+    Task<LedgerResult<Page<TransferResponse>>> ListAccountTransfersAsync(string tenantId, AccountTransferQuery query, CancellationToken ct);
 }
 
 /// <summary>How a call ended. Values are part of the contract: never renumber.</summary>

@@ -72,3 +72,17 @@ public static class LedgerCodes
     /// transfer or reverse a transfer in a direction that takes money from someone else).</summary>
     public const string ServerKeyRequired = "server_key_required";
 }
+
+// ---------------- set-based reads for settlement and reconciliation (issue #17) ----------------
+
+/// <summary>Accounts and a business-time window [<c>From</c>, <c>To</c>) for <see cref="ILedger.GetAccountActivityAsync"/>.</summary>
+public sealed record AccountActivityQuery(IReadOnlyList<string> Accounts, DateTimeOffset From, DateTimeOffset To)
+{
+    public const int AccountsMax = 1_000;
+}
+
+/// <summary>An account's posted movements in a window: totals in minor units and entry counts per side.</summary>
+public sealed record AccountActivityResponse(string Account, long Debits, long Credits, long DebitCount, long CreditCount);
+
+/// <summary>One account's transfers effective in [<c>From</c>, <c>To</c>) for <see cref="ILedger.ListAccountTransfersAsync"/>.</summary>
+public sealed record AccountTransferQuery(string Account, DateTimeOffset From, DateTimeOffset To, int? Limit = null, string? After = null);

@@ -405,4 +405,48 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     static LedgerResult<T> LimitProblem<T>() => Invalid<T>("limit", $"Must be from 1 to {LedgerOptions.PageLimitMax}.");
 
     static long? Micros(DateTimeOffset? t) => t is { } v ? DbTime.ToMicros(v) : null;
+
+    // ---------------- set-based reads for settlement and reconciliation (issue #17) ----------------
+
+    public async Task<LedgerResult<IReadOnlyList<AccountActivityResponse>>> GetAccountActivityAsync(string tenantId, AccountActivityQuery query,
+        CancellationToken ct)
+    {
+        var ids = (query.Accounts ?? []).Distinct(StringComparer.Ordinal).ToArray();
+        var v = new LedgerValidation();
+        if (ids.Length is 0 or > AccountActivityQuery.AccountsMax) v.Add("accounts", $"Required: 1 to {AccountActivityQuery.AccountsMax} accounts.");
+        foreach (var id in ids) v.Id("accounts", id, required: true);
+        if (query.To <= query.From) v.Add("to", "Must be after from.");
+        if (!v.Ok) return Invalid<IReadOnlyList<AccountActivityResponse>>(v);
+        await store.WarmAccountLedgersAsync(tenantId, ids, ct);
+        var owned = Subject is null ? null : await store.OwnedAccountIdsAsync(tenantId, Subject, ids, ct);
+        foreach (var id in ids)
+            if (await store.GetAccountLedgerIdAsync(tenantId, id, ct) is null || owned?.Contains(id) == false)
+                return AccountNotFound<IReadOnlyList<AccountActivityResponse>>(id);
+        var totals = await store.AccountActivityAsync(tenantId, ids, DbTime.ToMicros(query.From), DbTime.ToMicros(query.To), ct);
+        var data = (query.Accounts ?? []).Distinct(StringComparer.Ordinal).Select(id => totals.TryGetValue(id, out var t)
+            ? new AccountActivityResponse(id, t.Debits, t.Credits, t.DebitCount, t.CreditCount)
+            : new AccountActivityResponse(id, 0, 0, 0, 0)).ToList();
+        return LedgerResult<IReadOnlyList<AccountActivityResponse>>.Ok(data);
+    }
+
+    public async Task<LedgerResult<Page<TransferResponse>>> ListAccountTransfersAsync(string tenantId, AccountTransferQuery query, CancellationToken ct)
+    {
+        if (PageLimit(query.Limit) is not { } take) return LimitProblem<Page<TransferResponse>>();
+        if (query.To <= query.From) return Invalid<Page<TransferResponse>>("to", "Must be after from.");
+        if (await store.GetAccountLedgerIdAsync(tenantId, query.Account, ct) is null || !await ReachesAsync(tenantId, query.Account, ct))
+            return AccountNotFound<Page<TransferResponse>>(query.Account);
+        (long, string)? cursor = null;
+        if (Cursor.Decode(query.After) is { } c)
+        {
+            var colon = c.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0 || !long.TryParse(c.AsSpan(0, colon), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var at))
+                throw new InvalidCursorException("after");
+            cursor = (at, c[(colon + 1)..]);
+        }
+        var (items, more) = await store.ListAccountTransfersAsync(tenantId, query.Account, DbTime.ToMicros(query.From), DbTime.ToMicros(query.To), take, cursor, ct);
+        var data = new List<TransferResponse>(items.Count);
+        foreach (var t in items) data.Add(await ToResponseAsync(tenantId, t, ct));
+        var next = more ? Cursor.Encode(string.Create(CultureInfo.InvariantCulture, $"{items[^1].EffectiveAtUs}:{items[^1].Id}")) : null;
+        return LedgerResult<Page<TransferResponse>>.Ok(new Page<TransferResponse>(data, next));
+    }
 }

@@ -412,4 +412,45 @@ internal sealed class LedgerStore(Database database, SqlDialect dialect, TimePro
             ResolvedAmount = resolved_amount ?? 0, ResolvedAtUs = resolved_at_us,
         };
     }
+
+    // ---------- set-based reads for settlement and reconciliation (issue #17) ----------
+
+    /// <summary>Posted totals per account and side for entries effective in [<paramref name="fromUs"/>, <paramref name="toUs"/>):
+    /// one grouped query over the entries view (its per-account indexes), the sums checked for overflow by the store.</summary>
+    public async Task<Dictionary<string, (long Debits, long Credits, long DebitCount, long CreditCount)>> AccountActivityAsync(string tenantId,
+        string[] accountIds, long fromUs, long toUs, CancellationToken ct)
+    {
+        var sql = $"""
+            SELECT account_id, CAST(direction AS integer) AS direction, CAST(sum(amount) AS bigint) AS total, count(*) AS n FROM entries
+            WHERE tenant_id = @tenantId AND {dialect.InIdList("account_id", "ids")} AND effective_at_us >= @fromUs AND effective_at_us < @toUs
+            GROUP BY account_id, direction
+            """;
+        await using var connection = await database.OpenReadAsync(ct);
+        var rows = await connection.QueryAsync<(string Account, int Direction, long Total, long Count)>(new CommandDefinition(sql,
+            new { tenantId, ids = dialect.IdListValue(accountIds), fromUs, toUs }, cancellationToken: ct));
+        var totals = new Dictionary<string, (long Debits, long Credits, long DebitCount, long CreditCount)>(StringComparer.Ordinal);
+        foreach (var r in rows)
+        {
+            var t = totals.GetValueOrDefault(r.Account);
+            totals[r.Account] = r.Direction == (int)EntryDirection.Debit ? (r.Total, t.Credits, r.Count, t.CreditCount) : (t.Debits, r.Total, t.DebitCount, r.Count);
+        }
+        return totals;
+    }
+
+    /// <summary>A page of the transfers with a side on <paramref name="accountId"/> effective in [from, to), by (effective time, id).</summary>
+    public async Task<(List<TransferRecord> Items, bool More)> ListAccountTransfersAsync(string tenantId, string accountId, long fromUs, long toUs,
+        int limit, (long EffectiveAtUs, string Id)? after, CancellationToken ct)
+    {
+        var sql = $"""
+            {TransferSelect}
+            WHERE t.tenant_id = @tenantId AND (t.debit_account_id = @accountId OR t.credit_account_id = @accountId)
+              AND t.effective_at_us >= @fromUs AND t.effective_at_us < @toUs
+              AND (@afterAt IS NULL OR t.effective_at_us > @afterAt OR (t.effective_at_us = @afterAt AND t.id > @afterId))
+            ORDER BY t.effective_at_us, t.id LIMIT @take
+            """;
+        await using var connection = await database.OpenReadAsync(ct);
+        var rows = await connection.QueryAsync<TransferRow>(new CommandDefinition(sql,
+            new { tenantId, accountId, fromUs, toUs, afterAt = after?.EffectiveAtUs, afterId = after?.Id ?? "", take = limit + 1 }, cancellationToken: ct));
+        return Trim(rows.Select(r => r.ToRecord()).ToList(), limit);
+    }
 }

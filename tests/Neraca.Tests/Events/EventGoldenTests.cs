@@ -48,4 +48,24 @@ public sealed class EventGoldenTests
                 "split.expense.created", "split.expense.updated", "split.expense.deleted", "split.settlement.created", "split.settlement.completed",
                 "split.settlement.failed", "split.receipt.ready", "split.receipt.rejected"],
             Neraca.SplitBill.SplitEventTypes.All.Select(t => t.Name));
+
+    [Fact]
+    public void Settlement_and_reconciliation_event_type_names_are_frozen() =>
+        Assert.Equal(
+            ["settlement.run.created", "settlement.run.posted", "settlement.run.failed", "reconciliation.statement.imported", "reconciliation.statement.matched",
+                "reconciliation.exception.resolved"],
+            new[] { Neraca.Settlement.SettlementEventTypes.RunCreated, Neraca.Settlement.SettlementEventTypes.RunPosted, Neraca.Settlement.SettlementEventTypes.RunFailed,
+                Neraca.Settlement.SettlementEventTypes.StatementImported, Neraca.Settlement.SettlementEventTypes.StatementMatched,
+                Neraca.Settlement.SettlementEventTypes.ExceptionResolved }.Select(t => t.Name));
+
+    [Fact]
+    public void Settlement_run_event_json_is_frozen()
+    {
+        var run = new Neraca.Settlement.Runs.RunResponse("run_1", "2026-11-30", "posted", "api", null, null,
+            [new("bca", "due-bca", "bank-bca", DateTimeOffset.FromUnixTimeSeconds(1_764_410_400), DateTimeOffset.FromUnixTimeSeconds(1_764_496_800), 100, 30, 2, 70, "settle:bca:2026-11-30")],
+            DateTimeOffset.FromUnixTimeSeconds(1_764_500_000), DateTimeOffset.FromUnixTimeSeconds(1_764_500_000));
+        Assert.Equal(
+            """{"id":"run_1","business_date":"2026-11-30","status":"posted","trigger":"api","failure_code":null,"failure_detail":null,"items":[{"counterparty":"bca","settlement_account":"due-bca","cash_account":"bank-bca","window_from":"2025-11-29T10:00:00+00:00","window_to":"2025-11-30T10:00:00+00:00","credits":100,"debits":30,"count":2,"net":70,"transfer_id":"settle:bca:2026-11-30"}],"created_at":"2025-11-30T10:53:20+00:00","updated_at":"2025-11-30T10:53:20+00:00"}""",
+            Neraca.Settlement.SettlementJson.Serialize(run));
+    }
 }
