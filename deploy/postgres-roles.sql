@@ -63,7 +63,8 @@ DECLARE
         'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
         'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
         'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
-        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE',
+        'web_sign_in_codes',    'SELECT, INSERT, UPDATE, DELETE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP
