@@ -42,7 +42,22 @@ public abstract class WebPage : ComponentBase
     protected void Fail(WebProblem problem, int status)
     {
         Problem = problem;
-        if (!HttpContext.Response.HasStarted) HttpContext.Response.StatusCode = status;
+        SetStatus(status);
+    }
+
+    int? _status;
+
+    /// <summary>Answers with <paramref name="status"/>. Set as the headers go out: a 404 (or other error) status set
+    /// while rendering would make the renderer leave the body to the status-code pages, and this page is the body.</summary>
+    protected void SetStatus(int status)
+    {
+        if (_status is null && !HttpContext.Response.HasStarted)
+            HttpContext.Response.OnStarting(() =>
+            {
+                HttpContext.Response.StatusCode = _status!.Value;
+                return Task.CompletedTask;
+            });
+        _status = status;
     }
 
     protected void Fail(LedgerError error) => Fail(WebProblem.From(error), error.Kind switch

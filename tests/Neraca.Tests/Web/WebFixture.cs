@@ -53,7 +53,8 @@ public sealed class WebFixture : IAsyncLifetime
             Server = await NeracaServer.StartAsync(database, Args);
         A = await SeedAsync("a-", webhook: true);
         B = await SeedAsync("b-", webhook: true);
-        await Polling.Eventually(async () => await DeadDeliveriesAsync(A) > 0, "a dead-lettered webhook delivery");
+        // Both transfers' transfer.posted deliveries, after their last attempt.
+        await Polling.Eventually(async () => await DeadDeliveriesAsync(A) == 2, "both webhook deliveries of tenant A dead-lettered");
         await Polling.Eventually(async () => (await Jobs.GetAsync(A.Id, A.JobId, CancellationToken.None))?.State == JobState.Dead, "a dead job");
         Browser = await browser;
     }
