@@ -53,9 +53,9 @@ public static class WebModule
         app.MapStaticAssets(app.Services.GetRequiredService<AssetManifest>().Endpoints);
         app.MapRazorComponents<App>().WithStaticAssets(app.Services.GetRequiredService<AssetManifest>().Endpoints);
         app.MapSignInCodesApi();
-        app.MapPost("/language", (HttpContext context) => SetLanguageAsync(context, null)).DisableAntiforgery().ExcludeFromDescription();
-        app.MapPost("/operator/language", (HttpContext context) => SetLanguageAsync(context, WebAuth.OperatorScheme)).DisableAntiforgery().ExcludeFromDescription();
-        app.MapPost("/app/language", (HttpContext context) => SetLanguageAsync(context, WebAuth.UserScheme)).DisableAntiforgery().ExcludeFromDescription();
+        app.MapPost("/language", (Delegate)((HttpContext context) => SetLanguageAsync(context, null))).DisableAntiforgery().ExcludeFromDescription();
+        app.MapPost("/operator/language", (Delegate)((HttpContext context) => SetLanguageAsync(context, WebAuth.OperatorScheme))).DisableAntiforgery().ExcludeFromDescription();
+        app.MapPost("/app/language", (Delegate)((HttpContext context) => SetLanguageAsync(context, WebAuth.UserScheme))).DisableAntiforgery().ExcludeFromDescription();
         // Authorized first, so the token is checked against the signed-in user it was issued to.
         app.MapPost("/operator/sign-out", async (HttpContext context) =>
         {
