@@ -160,6 +160,19 @@ public sealed partial class WebSessionTests(SqliteServerFixture fixture) : IClas
     }
 
     [Fact]
+    public async Task Retrying_a_job_through_the_api_takes_only_dead_jobs_of_the_callers_tenant()
+    {
+        var tenant = await Server.NewTenantAsync();
+        var other = await Server.NewTenantAsync();
+        // A type no worker knows stays queued: never dead, so it cannot be retried.
+        var queued = await Server.Services.GetRequiredService<Neraca.Jobs.JobStore>().EnqueueAsync(
+            new Neraca.Jobs.JobRequest(tenant.Id, "web_test.unknown"), CancellationToken.None);
+        (await tenant.Http.PostJsonAsync($"/v1/jobs/{queued.JobId}/retry", new { })).AssertProblem(409, "job_not_dead");
+        (await other.Http.PostJsonAsync($"/v1/jobs/{queued.JobId}/retry", new { })).AssertProblem(404, "job_not_found");
+        (await tenant.Http.PostJsonAsync("/v1/jobs/job_nope/retry", new { })).AssertProblem(404, "job_not_found");
+    }
+
+    [Fact]
     public async Task Static_assets_are_fingerprinted_and_cached_for_a_year()
     {
         using var client = new WebFormsClient(Server.BaseAddress);
