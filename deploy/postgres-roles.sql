@@ -71,7 +71,8 @@ DECLARE
         'settlement_run_items', 'SELECT, INSERT, UPDATE',
         'recon_statements',     'SELECT, INSERT, UPDATE',
         'recon_lines',          'SELECT, INSERT, UPDATE',
-        'recon_exceptions',     'SELECT, INSERT, UPDATE'
+        'recon_exceptions',     'SELECT, INSERT, UPDATE',
+        'web_sign_in_codes',    'SELECT, INSERT, UPDATE, DELETE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

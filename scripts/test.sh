@@ -11,6 +11,7 @@ have_pg || packages+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 [ -x /usr/sbin/rabbitmq-server ] || packages+=(rabbitmq-server)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+[ -x /usr/bin/chromium ] || packages+=(chromium)   # the web app's browser tests (headless)
 
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -195,6 +195,22 @@ public sealed class JobStore(Database database, SqlDialect dialect, JobTypes typ
         return true;
     }
 
+    /// <summary>Puts a dead job back in the queue, due now, with a fresh attempt budget (attempt numbers go on, so its
+    /// runs stay one history). It resumes from its last committed checkpoint. False when the tenant has no such dead job.</summary>
+    public async Task<bool> RetryDeadAsync(string tenantId, string id, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var type = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+            "SELECT type FROM jobs WHERE tenant_id = @tenantId AND id = @id AND state = 4", new { tenantId, id }, cancellationToken: ct));
+        if (type is null) return false;
+        var now = DbTime.ToMicros(time.GetUtcNow());
+        return await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE jobs SET state = 1, attempts_max = attempts + @budget, due_at_us = @now, lock_token = NULL, finished_at_us = NULL,
+                            updated_at_us = @now
+            WHERE tenant_id = @tenantId AND id = @id AND state = 4
+            """, new { tenantId, id, budget = types.Settings(type).AttemptsMax, now }, cancellationToken: ct)) == 1;
+    }
+
     public async Task<IReadOnlyList<JobView>> ListAsync(string tenantId, JobState? state, string? type, string? after, int limit, CancellationToken ct)
     {
         var sql = new StringBuilder(SelectJob).Append(" WHERE tenant_id = @tenantId");

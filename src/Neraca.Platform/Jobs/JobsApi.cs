@@ -34,6 +34,7 @@ public static class JobsApi
         var group = app.MapGroup("/v1/jobs").RequireAuthorization(Scopes.Admin).WithTags("Jobs");
         group.MapGet("/", ListJobsAsync).WithName("ListJobs");
         group.MapGet("/{id}", GetJobAsync).WithName("GetJob");
+        group.MapPost("/{id}/retry", RetryJobAsync).WithName("RetryJob");
         return app;
     }
 
@@ -64,6 +65,16 @@ public static class JobsApi
         return job is null
             ? Problems.NotFound("job_not_found", $"No job '{id}' in this tenant.")
             : TypedResults.Ok(JobResponse.From(job));
+    }
+
+    /// <summary><c>POST /v1/jobs/{id}/retry</c>: a dead job queued again with a fresh attempt budget (202).</summary>
+    static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> RetryJobAsync(string id, JobStore store, CurrentTenant tenant, CancellationToken ct)
+    {
+        var job = Ids.IsValid(id) ? await store.GetAsync(tenant.Id, id, ct) : null;
+        if (job is null) return Problems.NotFound("job_not_found", $"No job '{id}' in this tenant.");
+        if (!await store.RetryDeadAsync(tenant.Id, id, ct))
+            return Problems.Of(409, "job_not_dead", "Job not dead", $"Job '{id}' is {job.State.ToString().ToLowerInvariant()}; only dead jobs are retried.");
+        return TypedResults.Accepted($"/v1/jobs/{id}", JobResponse.From((await store.GetAsync(tenant.Id, id, ct))!));
     }
 
     static bool TryParseState(string text, out JobState state)

@@ -51,12 +51,16 @@ public sealed class TenantStore(Database database, TimeProvider clock)
         return await AddKeyAsync(connection, null, tenantId, name, key, scopes, expiresAt, ct);
     }
 
-    public async Task<ApiKeyIdentity?> FindKeyAsync(string key, CancellationToken ct)
+    public Task<ApiKeyIdentity?> FindKeyAsync(string key, CancellationToken ct) => FindKeyByHashAsync(ApiKey.Hash(key), ct);
+
+    /// <summary>The key whose SHA-256 is <paramref name="hash"/>: for sessions that keep the hash, never the key (the web
+    /// console's operator cookie re-checks its key this way on every request).</summary>
+    public async Task<ApiKeyIdentity?> FindKeyByHashAsync(byte[] hash, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<KeyRow>(new CommandDefinition(
             "SELECT id, tenant_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = @hash",
-            new { hash = ApiKey.Hash(key) }, cancellationToken: ct));
+            new { hash }, cancellationToken: ct));
         return row is null ? null : new ApiKeyIdentity(row.id, row.tenant_id, row.scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries),
             DbTime.FromDb(row.expires_at), DbTime.FromDb(row.revoked_at));
     }

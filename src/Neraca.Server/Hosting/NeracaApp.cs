@@ -19,6 +19,7 @@ using Neraca.SplitBill;
 using Neraca.Storage;
 using Neraca.Tenancy;
 using Neraca.Wellness;
+using Neraca.Web;
 
 namespace Neraca.Hosting;
 
@@ -62,6 +63,7 @@ public static class NeracaApp
         builder.AddSplitBill();
         builder.AddBanking();
         builder.AddSettlement();
+        builder.AddWeb();
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -81,6 +83,7 @@ public static class NeracaApp
         }));
         app.UseAuthorization();
         app.UseIdempotency();
+        app.MapWeb();
         app.MapLedger();
         app.MapJobsApi();
         app.MapAuthApi();
