@@ -56,12 +56,12 @@ public sealed class PayoutAcceptanceTests
         catch
         {
             // Neither may outlive the test: stop whichever did start.
-            if (sandboxStarting.IsCompletedSuccessfully) await sandboxStarting.Result.DisposeAsync();
-            if (victimStarting.IsCompletedSuccessfully) await victimStarting.Result.DisposeAsync();
+            if (sandboxStarting.IsCompletedSuccessfully) await (await sandboxStarting).DisposeAsync();
+            if (victimStarting.IsCompletedSuccessfully) await (await victimStarting).DisposeAsync();
             throw;
         }
-        await using var sandbox = sandboxStarting.Result;
-        var victim = victimStarting.Result;
+        await using var sandbox = await sandboxStarting;
+        var victim = await victimStarting;
         try
         {
             Mark("started");
@@ -97,7 +97,7 @@ public sealed class PayoutAcceptanceTests
                 }
             }).ToList();
             await Polling.Eventually(() => Volatile.Read(ref sent) >= Payouts / 3, "a third of the payouts requested");
-            await Polling.Eventually(() => RunningJobsOfAsync(database, victim.Id).ContinueWith(t => t.Result > 0), "the second worker holds payout jobs");
+            await Polling.Eventually(async () => await RunningJobsOfAsync(database, victim.Id) > 0, "the second worker holds payout jobs");
             await ProcessRunner.RunAsync("kill", ["-KILL", victim.Id.ToString(CultureInfo.InvariantCulture)]);
             Mark("killed");
             await Task.WhenAll(requests);
