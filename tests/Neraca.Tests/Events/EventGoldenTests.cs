@@ -40,4 +40,23 @@ public sealed class EventGoldenTests
             """{"id":"evt_1","type":"transfer.pending","subject":"trf_1","ledger_id":"led_1","created_at":"2023-11-14T22:13:20+00:00","data":{"id":"trf_1","ledger":"wallets-idr","debit_account":"bank","credit_account":"alice","amount":150000,"status":"pending","posted_amount":0,"code":3,"description":"top-up","metadata":{"k":"v"},"pending":true,"timeout_at":"2023-11-14T22:14:20+00:00","reverses":null,"created_at":"2023-11-14T22:13:20+00:00","effective_at":"2023-11-14T22:13:20+00:00"}}""",
             Encoding.UTF8.GetString(EventEnvelope.ToJsonBytes(row)));
     }
+
+    [Fact]
+    public void Payout_event_type_names_are_frozen() =>
+        Assert.Equal(["payout.succeeded", "payout.failed"],
+            new[] { global::Neraca.Payouts.PayoutEventTypes.PayoutSucceeded, global::Neraca.Payouts.PayoutEventTypes.PayoutFailed }.Select(t => t.Name));
+
+    [Fact]
+    public void Payout_event_data_json_is_frozen()
+    {
+        var view = new global::Neraca.Payouts.PayoutView("ewa:wd_1", "failed", "alice", 150000,
+            new global::Neraca.Payouts.PayoutDestinationView("bank", "BCA", "******7890", "B*** S******"), "Withdrawal", null,
+            "invalid_destination", "The destination account does not exist.", "disb_1",
+            DateTimeOffset.FromUnixTimeSeconds(1_700_000_000), DateTimeOffset.FromUnixTimeSeconds(1_700_000_002));
+        var options = new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web);
+        Neraca.Hosting.ServiceDefaults.ConfigureJson(options);
+        Assert.Equal(
+            """{"id":"ewa:wd_1","status":"failed","source_account":"alice","amount":150000,"destination":{"type":"bank","code":"BCA","account_number_masked":"******7890","account_name":"B*** S******"},"reference":"Withdrawal","description":null,"failure_code":"invalid_destination","failure_reason":"The destination account does not exist.","provider_reference":"disb_1","created_at":"2023-11-14T22:13:20+00:00","updated_at":"2023-11-14T22:13:22+00:00"}""",
+            System.Text.Json.JsonSerializer.Serialize(view, options));
+    }
 }
