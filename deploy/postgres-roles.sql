@@ -63,7 +63,8 @@ DECLARE
         'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
         'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
         'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
-        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE',
+        'payouts',              'SELECT, INSERT, UPDATE, DELETE'    -- DELETE: a request the ledger refused leaves nothing
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP
@@ -76,12 +77,3 @@ BEGIN
 END $$;
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO neraca_app;
-
--- Payouts (migration 0900): the saga's state; DELETE only for a request the ledger refused (it leaves nothing behind).
-DO $$
-BEGIN
-    IF to_regclass('public.payouts') IS NOT NULL THEN
-        REVOKE ALL ON public.payouts FROM neraca_app;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON public.payouts TO neraca_app;
-    END IF;
-END $$;
