@@ -72,7 +72,8 @@ DECLARE
         'recon_statements',     'SELECT, INSERT, UPDATE',
         'recon_lines',          'SELECT, INSERT, UPDATE',
         'recon_exceptions',     'SELECT, INSERT, UPDATE',
-        'web_sign_in_codes',    'SELECT, INSERT, UPDATE, DELETE'
+        'web_sign_in_codes',    'SELECT, INSERT, UPDATE, DELETE',
+        'payouts',              'SELECT, INSERT, UPDATE, DELETE'    -- DELETE: a request the ledger refused leaves nothing
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

@@ -121,6 +121,7 @@ public static class NeracaApp
                 "migrate" => await MigrateAsync(app),
                 "tenant" => await TenantAsync(app, rest),
                 "audit" => await AuditAsync(app, rest),
+                "sandbox" => await Payouts.Sandbox.SandboxHost.RunAsync(rest),
                 _ => Usage($"Unknown command '{command}'."),
             };
         }
@@ -149,6 +150,7 @@ public static class NeracaApp
                    neraca migrate [--database CONN]
                    neraca tenant create ID [--name NAME]
                    neraca audit verify [--tenant ID] [--ledger CODE]   (exit code 1 when a chain does not verify)
+                   neraca sandbox payouts --port N [...]   (the payout provider sandbox; docs/payouts.md)
             """);
         return 64;
     }

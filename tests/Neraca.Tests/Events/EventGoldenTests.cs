@@ -68,4 +68,23 @@ public sealed class EventGoldenTests
             """{"id":"run_1","business_date":"2026-11-30","status":"posted","trigger":"api","failure_code":null,"failure_detail":null,"items":[{"counterparty":"bca","settlement_account":"due-bca","cash_account":"bank-bca","window_from":"2025-11-29T10:00:00+00:00","window_to":"2025-11-30T10:00:00+00:00","credits":100,"debits":30,"count":2,"net":70,"transfer_id":"settle:bca:2026-11-30"}],"created_at":"2025-11-30T10:53:20+00:00","updated_at":"2025-11-30T10:53:20+00:00"}""",
             Neraca.Settlement.SettlementJson.Serialize(run));
     }
+
+    [Fact]
+    public void Payout_event_type_names_are_frozen() =>
+        Assert.Equal(["payout.succeeded", "payout.failed"],
+            new[] { global::Neraca.Payouts.PayoutEventTypes.PayoutSucceeded, global::Neraca.Payouts.PayoutEventTypes.PayoutFailed }.Select(t => t.Name));
+
+    [Fact]
+    public void Payout_event_data_json_is_frozen()
+    {
+        var view = new global::Neraca.Payouts.PayoutView("ewa:wd_1", "failed", "alice", 150000,
+            new global::Neraca.Payouts.PayoutDestinationView("bank", "BCA", "******7890", "B*** S******"), "Withdrawal", null,
+            "invalid_destination", "The destination account does not exist.", "disb_1",
+            DateTimeOffset.FromUnixTimeSeconds(1_700_000_000), DateTimeOffset.FromUnixTimeSeconds(1_700_000_002));
+        var options = new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web);
+        Neraca.Hosting.ServiceDefaults.ConfigureJson(options);
+        Assert.Equal(
+            """{"id":"ewa:wd_1","status":"failed","source_account":"alice","amount":150000,"destination":{"type":"bank","code":"BCA","account_number_masked":"******7890","account_name":"B*** S******"},"reference":"Withdrawal","description":null,"failure_code":"invalid_destination","failure_reason":"The destination account does not exist.","provider_reference":"disb_1","created_at":"2023-11-14T22:13:20+00:00","updated_at":"2023-11-14T22:13:22+00:00"}""",
+            System.Text.Json.JsonSerializer.Serialize(view, options));
+    }
 }
