@@ -63,7 +63,18 @@ DECLARE
         'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
         'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
         'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
-        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE',
+        -- earned wage access (0500); deductions and import errors are written once
+        'ewa_employers',        'SELECT, INSERT, UPDATE',
+        'ewa_employer_access',  'SELECT, INSERT, UPDATE, DELETE',
+        'ewa_employees',        'SELECT, INSERT, UPDATE',
+        'ewa_attendance',       'SELECT, INSERT, UPDATE',
+        'ewa_employee_cycles',  'SELECT, INSERT, UPDATE',
+        'ewa_withdrawals',      'SELECT, INSERT, UPDATE',
+        'ewa_cycles',           'SELECT, INSERT, UPDATE',
+        'ewa_deductions',       'SELECT, INSERT',
+        'ewa_imports',          'SELECT, INSERT, UPDATE',
+        'ewa_import_errors',    'SELECT, INSERT'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

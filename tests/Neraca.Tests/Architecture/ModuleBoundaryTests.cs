@@ -15,7 +15,7 @@ public sealed partial class ModuleBoundaryTests
 
     static readonly Assembly[] Products =
     [
-        typeof(Wellness.WellnessModule).Assembly,
+        typeof(global::Neraca.Wellness.WellnessModule).Assembly,
         typeof(SplitBill.SplitBillModule).Assembly,
         typeof(Banking.BankingModule).Assembly,
         typeof(Settlement.SettlementModule).Assembly,
