@@ -18,8 +18,11 @@ namespace Neraca.Wellness.Payday;
 /// work was last enqueued and enqueues <c>ewa.employer.nightly</c> for each, at a stable offset within
 /// <see cref="WellnessOptions.EmployerSpreadSeconds"/> (a hash of the employer id), so a thousand employers do not
 /// start together. Chunked over employers; the enqueue and the employer's <c>nightly_date</c> commit together.</summary>
-public sealed class NightlyDispatchJob(TimeProvider time, JobStore jobs, IOptions<WellnessOptions> options) : IJobHandler
+public sealed class NightlyDispatchJob(TimeProvider time, IServiceProvider services, IOptions<WellnessOptions> options) : IJobHandler
 {
+    // Resolved on use: the job store depends on every job handler.
+    JobStore Jobs => services.GetRequiredService<JobStore>();
+
     public const string TypeName = "ewa.nightly";
 
     public string Type => TypeName;
@@ -36,7 +39,7 @@ public sealed class NightlyDispatchJob(TimeProvider time, JobStore jobs, IOption
             var today = Dates.Format(e.LocalDate(now));
             if (e.NightlyDate is { } last && string.CompareOrdinal(last, today) >= 0) continue;
             var offset = spread == 0 ? 0 : (long)(BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(e.Id)), 0) % (ulong)spread);
-            await jobs.EnqueueAsync(chunk.Connection, chunk.Transaction, new JobRequest(chunk.TenantId, EmployerNightlyJob.TypeName,
+            await Jobs.EnqueueAsync(chunk.Connection, chunk.Transaction, new JobRequest(chunk.TenantId, EmployerNightlyJob.TypeName,
                 JsonSerializer.Serialize(new Dictionary<string, string> { ["employer_id"] = e.Id, ["date"] = today }), Key: $"{e.Id}@{today}",
                 RunAt: now.AddSeconds(offset)), token);
             await chunk.Connection.ExecuteAsync(new CommandDefinition(
@@ -51,8 +54,12 @@ public sealed class NightlyDispatchJob(TimeProvider time, JobStore jobs, IOption
 /// transaction each, throttled): close every open cycle whose payday has passed (deduction rows, carry-over into the
 /// next cycle; the cycle becomes <c>closed</c> in the last chunk, with its event and the recovery job), snapshot the
 /// accrual of every employee for the date, and remind an employer whose attendance upload is overdue.</summary>
-public sealed partial class EmployerNightlyJob(Database database, EmployeeStore employeeStore, JobStore jobs, ILogger<EmployerNightlyJob> logger) : IJobHandler
+public sealed partial class EmployerNightlyJob(Database database, EmployeeStore employeeStore, IServiceProvider services, ILogger<EmployerNightlyJob> logger)
+    : IJobHandler
 {
+    // Resolved on use: the job store depends on every job handler.
+    JobStore Jobs => services.GetRequiredService<JobStore>();
+
     public const string TypeName = "ewa.employer.nightly";
 
     public string Type => TypeName;
@@ -193,7 +200,7 @@ public sealed partial class EmployerNightlyJob(Database database, EmployeeStore 
             $"ewa_cycle:{employer.Id}:{cycle.Id}", new EwaEventPayloads.CycleClosed(employer.Id, cycle.Id, Dates.Format(cycle.Start), (int)t.employees, t.advances,
                 t.fees, t.due, t.recovered, t.carried)), nowUs, ct);
         if (t.recovered > 0)
-            await jobs.EnqueueAsync(chunk.Connection, chunk.Transaction, new JobRequest(tenant, RecoveryJob.TypeName,
+            await Jobs.EnqueueAsync(chunk.Connection, chunk.Transaction, new JobRequest(tenant, RecoveryJob.TypeName,
                 JsonSerializer.Serialize(new Dictionary<string, object> { ["employer_id"] = employer.Id, ["cycle"] = cycle.Id, ["amount"] = t.recovered }),
                 Key: $"{employer.Id}@{cycle.Id}"), ct);
         LogClosed(logger, tenant, employer.Id, cycle.Id, t.employees, t.recovered, t.carried);

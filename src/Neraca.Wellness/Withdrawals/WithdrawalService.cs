@@ -21,7 +21,7 @@ public sealed record WithdrawalOutcome(WithdrawalView? Withdrawal, bool Created,
 /// transaction that records the withdrawal, so concurrent withdrawals can never exceed what was available before them),
 /// then a saga of idempotent steps driven by jobs: the linked ledger batch (advance, fee, float cover), the payout, and
 /// its end (paid, or the legs reversed and the reservation released).</summary>
-public sealed partial class WithdrawalService(Database database, SqlDialect dialect, ILedger ledger, JobStore jobs, FieldEncryption encryption,
+public sealed partial class WithdrawalService(Database database, SqlDialect dialect, ILedger ledger, IServiceProvider services, FieldEncryption encryption,
     EmployerStore employers, EmployeeStore employees, PayoutService payouts, TimeProvider time, IOptions<WellnessOptions> options,
     ILogger<WithdrawalService> logger)
 {
@@ -35,6 +35,9 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
     static readonly TimeSpan BackstopDelay = TimeSpan.FromSeconds(30);
 
     public static string PayoutIdOf(string withdrawalId) => "ewa:" + withdrawalId;
+
+    // Resolved on use: the job store depends on every job handler, and this service's handlers depend on it.
+    JobStore Jobs => services.GetRequiredService<JobStore>();
 
     public async Task<WithdrawalOutcome> RequestAsync(string tenantId, Employer employer, string employeeId, string id, WithdrawalRequest body,
         CancellationToken ct)
@@ -110,7 +113,7 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
             """, wd, tx, cancellationToken: ct));
         await EventLog.AppendAsync(connection, tx, tenantId, null, Event(EwaEventTypes.WithdrawalRequested, wd), nowUs, ct);
         var inline = options.Value.ProcessWithdrawalsInline;
-        await jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, ProcessJobType, Payload(id), Key: id,
+        await Jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, ProcessJobType, Payload(id), Key: id,
             RunAt: inline ? now + BackstopDelay : null), ct);
         await tx.CommitAsync(ct);
         LogRequested(logger, tenantId, id, employer.Id, amount, fee);
