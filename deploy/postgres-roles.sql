@@ -87,3 +87,12 @@ BEGIN
 END $$;
 
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO neraca_app;
+
+-- Payouts (migration 0900): the saga's state; DELETE only for a request the ledger refused (it leaves nothing behind).
+DO $$
+BEGIN
+    IF to_regclass('public.payouts') IS NOT NULL THEN
+        REVOKE ALL ON public.payouts FROM neraca_app;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON public.payouts TO neraca_app;
+    END IF;
+END $$;

@@ -26,7 +26,8 @@ public sealed class ServerProcess : IAsyncDisposable
         var port = Neraca.Tests.Infrastructure.ProcessRunner.FreePort();
         var url = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[dll, "serve", "--database", database, "--urls", url, "--bootstrap-api-key", apiKey, "--Logging:LogLevel:Default=Warning"])
+        foreach (var a in (string[])[dll, "serve", "--database", database, "--urls", url, "--bootstrap-api-key", apiKey, "--Logging:LogLevel:Default=Warning",
+                     "--Payouts:AllowBuiltInSandbox=true"])
             info.ArgumentList.Add(a);
         foreach (var a in extraArgs) info.ArgumentList.Add(a);
         foreach (var (name, value) in environment) info.Environment[name] = value;

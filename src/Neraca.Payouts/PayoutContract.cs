@@ -34,8 +34,10 @@ public static class PayoutStatuses
 
 /// <summary>How a payout request ended: the payout (created now, or the earlier one with the same id), or an error
 /// with a stable code (<c>validation_failed</c>, <c>account_not_found</c>, <c>insufficient_funds</c>,
-/// <c>payout_conflict</c>, ...).</summary>
-public sealed record PayoutResult(PayoutView? Payout, bool Created, string? ErrorCode = null, string? ErrorDetail = null)
+/// <c>payout_conflict</c>, ...). <paramref name="Errors"/>: for <c>validation_failed</c>, every field's messages keyed by
+/// JSON path (<c>destination.account_number</c>).</summary>
+public sealed record PayoutResult(PayoutView? Payout, bool Created, string? ErrorCode = null, string? ErrorDetail = null,
+    IReadOnlyDictionary<string, string[]>? Errors = null)
 {
     public bool Succeeded => Payout is not null;
 }

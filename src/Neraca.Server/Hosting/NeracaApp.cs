@@ -118,6 +118,7 @@ public static class NeracaApp
                 "migrate" => await MigrateAsync(app),
                 "tenant" => await TenantAsync(app, rest),
                 "audit" => await AuditAsync(app, rest),
+                "sandbox" => await Payouts.Sandbox.SandboxHost.RunAsync(rest),
                 _ => Usage($"Unknown command '{command}'."),
             };
         }
@@ -146,6 +147,7 @@ public static class NeracaApp
                    neraca migrate [--database CONN]
                    neraca tenant create ID [--name NAME]
                    neraca audit verify [--tenant ID] [--ledger CODE]   (exit code 1 when a chain does not verify)
+                   neraca sandbox payouts --port N [...]   (the payout provider sandbox; docs/payouts.md)
             """);
         return 64;
     }

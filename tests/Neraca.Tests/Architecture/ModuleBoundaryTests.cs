@@ -16,14 +16,14 @@ public sealed partial class ModuleBoundaryTests
     static readonly Assembly[] Products =
     [
         typeof(global::Neraca.Wellness.WellnessModule).Assembly,
-        typeof(SplitBill.SplitBillModule).Assembly,
-        typeof(Banking.BankingModule).Assembly,
-        typeof(Settlement.SettlementModule).Assembly,
-        typeof(Payouts.PayoutsModule).Assembly,
+        typeof(global::Neraca.SplitBill.SplitBillModule).Assembly,
+        typeof(global::Neraca.Banking.BankingModule).Assembly,
+        typeof(global::Neraca.Settlement.SettlementModule).Assembly,
+        typeof(global::Neraca.Payouts.PayoutsModule).Assembly,
     ];
 
     /// <summary>Shared by the products like the ledger: its public types are an API, its internals stay internal.</summary>
-    static readonly string SharedPayouts = typeof(Payouts.PayoutsModule).Assembly.GetName().Name!;
+    static readonly string SharedPayouts = typeof(global::Neraca.Payouts.PayoutsModule).Assembly.GetName().Name!;
 
     public static TheoryData<string> ProductNames => [.. Products.Select(p => p.GetName().Name!)];
 

@@ -31,7 +31,9 @@ public sealed class NeracaServer : IAsyncDisposable
     public static async Task<NeracaServer> StartAsync(string database, TimeProvider? time, params string[] extraArgs)
     {
         string[] args = ["--database", database, "--urls", "http://127.0.0.1:0", "--bootstrap-api-key", BootstrapKey,
-            "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning", .. extraArgs];
+            "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning",
+            // Tests run in the Production environment; on PostgreSQL payouts refuse the built-in sandbox there unless allowed.
+            "--Payouts:AllowBuiltInSandbox=true", .. extraArgs];
         WebApplication app;
         using (time is null ? null : ServiceOverrides.Clock(time))
             app = NeracaApp.Create(args);

@@ -43,7 +43,7 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         var port = ProcessRunner.FreePort();
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { ServerDll, "--urls", $"http://127.0.0.1:{port}", "--Logging:LogLevel:Default=Warning" }.Concat(args))
+        foreach (var a in new[] { ServerDll, "--urls", $"http://127.0.0.1:{port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true" }.Concat(args))
             info.ArgumentList.Add(a);
         if (env is not null) foreach (var (k, v) in env) info.Environment[k] = v;
         var server = new ServerProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the server"),
