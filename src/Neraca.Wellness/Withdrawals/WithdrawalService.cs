@@ -22,7 +22,7 @@ public sealed record WithdrawalOutcome(WithdrawalView? Withdrawal, bool Created,
 /// then a saga of idempotent steps driven by jobs: the linked ledger batch (advance, fee, float cover), the payout, and
 /// its end (paid, or the legs reversed and the reservation released).</summary>
 public sealed partial class WithdrawalService(Database database, SqlDialect dialect, ILedger ledger, IServiceProvider services, FieldEncryption encryption,
-    EmployerStore employers, EmployeeStore employees, PayoutService payouts, TimeProvider time, IOptions<WellnessOptions> options,
+    EmployerStore employers, EmployeeStore employees, TimeProvider time, IOptions<WellnessOptions> options,
     ILogger<WithdrawalService> logger)
 {
     public const string Table = "ewa_withdrawals";
@@ -36,8 +36,10 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
 
     public static string PayoutIdOf(string withdrawalId) => "ewa:" + withdrawalId;
 
-    // Resolved on use: the job store depends on every job handler, and this service's handlers depend on it.
+    // Resolved on use: the job store (and payouts, through it) depends on every job handler, and this service's handlers
+    // depend on this service.
     JobStore Jobs => services.GetRequiredService<JobStore>();
+    PayoutService Payouts => services.GetRequiredService<PayoutService>();
 
     public async Task<WithdrawalOutcome> RequestAsync(string tenantId, Employer employer, string employeeId, string id, WithdrawalRequest body,
         CancellationToken ct)
@@ -200,7 +202,7 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
 
         var destination = JsonSerializer.Deserialize<PayoutDestination>((await encryption.GetAsync(ct)).Decrypt(w.destination_enc,
             Neraca.Security.KeyRing.Context(Table, "destination_enc", tenantId, w.id)))!;
-        var result = await payouts.RequestAsync(tenantId, new PayoutRequest(PayoutIdOf(w.id), employer.Accounts.Disbursement, w.amount, destination,
+        var result = await Payouts.RequestAsync(tenantId, new PayoutRequest(PayoutIdOf(w.id), employer.Accounts.Disbursement, w.amount, destination,
             w.id, $"Earned wage access {w.cycle}", PayoutDoneJobType), ct);
         if (result.Payout is { } payout)
         {
@@ -338,8 +340,11 @@ public sealed class ProcessWithdrawalJob(WithdrawalService withdrawals) : IJobHa
 
 /// <summary><c>ewa.withdrawal.payout_done</c>: the payouts capability tells how a withdrawal's payout ended
 /// (<c>{"payout_id", "status": "succeeded"|"failed"}</c>).</summary>
-public sealed class PayoutDoneJob(WithdrawalService withdrawals, PayoutService payouts) : IJobHandler
+public sealed class PayoutDoneJob(WithdrawalService withdrawals, IServiceProvider services) : IJobHandler
 {
+    // Resolved on use: payouts depend on the job store, which depends on every job handler.
+    PayoutService Payouts => services.GetRequiredService<PayoutService>();
+
     public string Type => WithdrawalService.PayoutDoneJobType;
 
     public JobTypeDefaults Defaults => new() { ConcurrencyMax = 8, AttemptsMax = 20 };
@@ -350,7 +355,7 @@ public sealed class PayoutDoneJob(WithdrawalService withdrawals, PayoutService p
         var payoutId = root.GetProperty("payout_id").GetString() ?? throw new PermanentJobFailureException("payload has no payout_id");
         var status = root.GetProperty("status").GetString();
         var id = await withdrawals.WithdrawalOfPayoutAsync(job.TenantId, payoutId, ct) ?? throw new PermanentJobFailureException($"no withdrawal for payout {payoutId}");
-        var failure = status == PayoutStatuses.Failed ? (await payouts.GetAsync(job.TenantId, payoutId, ct))?.FailureCode : null;
+        var failure = status == PayoutStatuses.Failed ? (await Payouts.GetAsync(job.TenantId, payoutId, ct))?.FailureCode : null;
         await withdrawals.CompleteAsync(job.TenantId, id, status == PayoutStatuses.Succeeded, failure is null ? null : "payout_" + failure, ct);
     }
 }
