@@ -41,11 +41,14 @@ public sealed record EmployeeCycle(long Withdrawn, long Advances, long EmployeeF
 public static class Balances
 {
     public static async Task<EmployeeCycle> CycleRowAsync(DbConnection connection, DbTransaction? tx, string tenantId, string employerId, string employeeId,
-        string cycle, CancellationToken ct) =>
-        await connection.QuerySingleOrDefaultAsync<EmployeeCycle>(new CommandDefinition("""
-            SELECT withdrawn, advances, employee_fees, employer_fees, CAST(withdrawals AS bigint) AS withdrawals, carry_in FROM ewa_employee_cycles
+        string cycle, CancellationToken ct)
+    {
+        var r = await connection.QuerySingleOrDefaultAsync<(long, long, long, long, long, long)?>(new CommandDefinition("""
+            SELECT withdrawn, advances, employee_fees, employer_fees, CAST(withdrawals AS bigint), carry_in FROM ewa_employee_cycles
             WHERE tenant_id = @tenantId AND employer_id = @employerId AND employee_id = @employeeId AND cycle = @cycle
-            """, new { tenantId, employerId, employeeId, cycle }, tx, cancellationToken: ct)) ?? EmployeeCycle.Empty;
+            """, new { tenantId, employerId, employeeId, cycle }, tx, cancellationToken: ct));
+        return r is { } v ? new EmployeeCycle(v.Item1, v.Item2, v.Item3, v.Item4, v.Item5, v.Item6) : EmployeeCycle.Empty;
+    }
 
     /// <summary>Earned in <paramref name="cycle"/> up to <paramref name="today"/>: attendance up to and including today
     /// (accepted attendance counts at once), salary pro rata by business days elapsed before today.</summary>
