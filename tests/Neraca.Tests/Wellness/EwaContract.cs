@@ -271,28 +271,6 @@ public abstract class EwaContract(EwaFixture fixture)
     }
 
     [Fact]
-    public async Task An_employee_token_sees_only_that_employee_and_other_tenants_see_nothing()
-    {
-        var ewa = await Ewa.NewAsync(Server);
-        var er = await ewa.EmployerAsync();
-        await ewa.ImportAsync(er, Salaried, "e2,Agus,,,monthly,400000000,2025-01-01,BCA,7777777777");
-        var me = await ewa.EmployeeClientAsync(er, "e1");
-        var who = await me.GetJsonAsync("/v1/ewa/me");
-        Assert.Equal("e1", (string)who.Body!["employee_id"]!);
-        Assert.Equal(200_000_000, L((await ewa.BalanceAsync(er, "e1", me))["earned"]));
-        (await me.GetJsonAsync($"/v1/ewa/employers/{er}/employees/e2/balance")).AssertProblem(404, "employer_not_found");
-        (await me.GetJsonAsync($"/v1/ewa/employers/{er}")).AssertProblem(404, "employer_not_found");
-        (await me.GetJsonAsync($"/v1/ewa/employers/{er}/employees")).AssertProblem(404, "employer_not_found");
-        Assert.Equal(HttpStatusCode.Accepted, (await ewa.WithdrawAsync(er, "e1", 10_000_000, as_: me)).Response.StatusCode);
-        Assert.Empty((await me.GetJsonAsync("/v1/ewa/employers")).Body!["data"]!.AsArray());
-
-        var other = await Ewa.NewAsync(Server);
-        (await other.Http.GetJsonAsync($"/v1/ewa/employers/{er}")).AssertProblem(404, "employer_not_found");
-        (await other.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees/e1/balance")).AssertProblem(404, "employer_not_found");
-        (await other.WithdrawAsync(er, "e1", 10_000_000)).AssertProblem(404, "employer_not_found");
-    }
-
-    [Fact]
     public async Task Bad_input_is_a_problem_never_a_server_error()
     {
         var ewa = await Ewa.NewAsync(Server);

@@ -29,7 +29,7 @@ public abstract class PaydayContract(EwaFixture fixture)
         Assert.Equal(HttpStatusCode.Accepted, m.Response.StatusCode);
         foreach (var (employee, w) in new[] { ("h1", h), ("m1", m) })
             await Polling.Eventually(() => ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees/{employee}/withdrawals/{w.Body!["id"]}"),
-                r => (string?)r.Body?["status"] == "paid", $"the withdrawal of {employee} is paid");
+                r => r.Body?["status"]?.ToString() == "paid", $"the withdrawal of {employee} is paid (last body: see value)");
         // A late correction: Monday had no hours after all. Net pay (4 h) no longer covers the advance and fee.
         await ewa.Http.PostJsonAsync($"/v1/ewa/employers/{er}/attendance", new object[] { new { employee_id = "h1", date = "2026-03-09", hours = 0 } });
 
