@@ -43,7 +43,7 @@ public abstract class PaydayContract(EwaFixture fixture)
         // Local midnight: the new cycle starts and the nightly work closes the old one.
         fixture.Clock.JumpTo(new DateTimeOffset(2026, 3, 13, 17, 0, 5, TimeSpan.Zero));
         var cycle = await Polling.Eventually(() => ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/cycles/2026-03-13"),
-            r => (string?)r.Body?["status"] == "closed", "the cycle of payday 2026-03-13 closes");
+            r => r.Body?["status"]?.ToString() == "closed", "the cycle of payday 2026-03-13 closes");
         Assert.Equal(72_000_000, L(cycle.Body!["due"]));
         Assert.Equal(71_000_000, L(cycle.Body!["recovered"]));
         Assert.Equal(1_000_000, L(cycle.Body!["carried"]));
