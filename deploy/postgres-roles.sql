@@ -73,7 +73,18 @@ DECLARE
         'recon_lines',          'SELECT, INSERT, UPDATE',
         'recon_exceptions',     'SELECT, INSERT, UPDATE',
         'web_sign_in_codes',    'SELECT, INSERT, UPDATE, DELETE',
-        'payouts',              'SELECT, INSERT, UPDATE, DELETE'    -- DELETE: a request the ledger refused leaves nothing
+        'payouts',              'SELECT, INSERT, UPDATE, DELETE',   -- DELETE: a request the ledger refused leaves nothing
+        -- earned wage access (0500); deductions and import errors are written once
+        'ewa_employers',        'SELECT, INSERT, UPDATE',
+        'ewa_employer_access',  'SELECT, INSERT, UPDATE, DELETE',
+        'ewa_employees',        'SELECT, INSERT, UPDATE',
+        'ewa_attendance',       'SELECT, INSERT, UPDATE',
+        'ewa_employee_cycles',  'SELECT, INSERT, UPDATE',
+        'ewa_withdrawals',      'SELECT, INSERT, UPDATE',
+        'ewa_cycles',           'SELECT, INSERT, UPDATE',
+        'ewa_deductions',       'SELECT, INSERT',
+        'ewa_imports',          'SELECT, INSERT, UPDATE',
+        'ewa_import_errors',    'SELECT, INSERT'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

@@ -87,4 +87,16 @@ public sealed class EventGoldenTests
             """{"id":"ewa:wd_1","status":"failed","source_account":"alice","amount":150000,"destination":{"type":"bank","code":"BCA","account_number_masked":"******7890","account_name":"B*** S******"},"reference":"Withdrawal","description":null,"failure_code":"invalid_destination","failure_reason":"The destination account does not exist.","provider_reference":"disb_1","created_at":"2023-11-14T22:13:20+00:00","updated_at":"2023-11-14T22:13:22+00:00"}""",
             System.Text.Json.JsonSerializer.Serialize(view, options));
     }
+
+    [Fact]
+    public void Ewa_event_type_names_and_payloads_are_frozen()
+    {
+        Assert.Equal(["ewa.withdrawal.requested", "ewa.withdrawal.paid", "ewa.withdrawal.failed", "ewa.cycle.closed", "ewa.attendance.overdue"],
+            new[] { Neraca.Wellness.EwaEventTypes.WithdrawalRequested, Neraca.Wellness.EwaEventTypes.WithdrawalPaid, Neraca.Wellness.EwaEventTypes.WithdrawalFailed,
+                Neraca.Wellness.EwaEventTypes.CycleClosed, Neraca.Wellness.EwaEventTypes.AttendanceOverdue }.Select(t => t.Name));
+        Assert.Equal("""{"withdrawal_id":"wd_1","employer_id":"er_1","employee_id":"e1","cycle":"2026-03-25","amount":10000000,"fee":1500000,"fee_payer":"employee","status":"failed","failure_code":"payout_failed"}""",
+            Neraca.Wellness.EwaEventPayloads.Serialize(new Neraca.Wellness.EwaEventPayloads.Withdrawal("wd_1", "er_1", "e1", "2026-03-25", 10_000_000, 1_500_000, "employee", "failed", "payout_failed")));
+        Assert.Equal("""{"employer_id":"er_1","cycle":"2026-03-13","start":"2026-02-14","employees":2,"advances":70000000,"fees":2000000,"due":72000000,"recovered":71000000,"carried":1000000}""",
+            Neraca.Wellness.EwaEventPayloads.Serialize(new Neraca.Wellness.EwaEventPayloads.CycleClosed("er_1", "2026-03-13", "2026-02-14", 2, 70_000_000, 2_000_000, 72_000_000, 71_000_000, 1_000_000)));
+    }
 }
