@@ -51,6 +51,14 @@ public interface ILedger
     Task<LedgerResult<TransferResponse>> ReverseAsync(string tenantId, string transferId, ReverseRequest request, CancellationToken ct);
     Task<LedgerResult<TransferResponse>> GetTransferAsync(string tenantId, string transferId, CancellationToken ct);
     Task<LedgerResult<Page<TransferResponse>>> ListTransfersAsync(string tenantId, TransferQuery query, CancellationToken ct);
+
+    // ---- banking reads (issue #16) ----
+
+    /// <summary>An account's entries of the given transfers (at most <c>1,000</c> ids), with the running balance after
+    /// each, oldest first: one query for a page of search results found in a product's own table (banking history), so
+    /// the product never asks transfer by transfer. Ids without an entry on the account are left out.</summary>
+    Task<LedgerResult<IReadOnlyList<EntryResponse>>> ListEntriesOfTransfersAsync(string tenantId, string accountId, EntriesOfTransfersQuery query,
+        CancellationToken ct);
 }
 
 /// <summary>How a call ended. Values are part of the contract: never renumber.</summary>

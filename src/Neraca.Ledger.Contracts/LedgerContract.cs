@@ -72,3 +72,12 @@ public static class LedgerCodes
     /// transfer or reverse a transfer in a direction that takes money from someone else).</summary>
     public const string ServerKeyRequired = "server_key_required";
 }
+
+// ---- banking reads (issue #16) ----
+
+/// <summary>The transfers whose entries on one account are wanted (<see cref="ILedger.ListEntriesOfTransfersAsync"/>).</summary>
+public sealed record EntriesOfTransfersQuery(IReadOnlyList<string> TransferIds)
+{
+    /// <summary>Ids per call: a page of a product's list.</summary>
+    public const int TransferIdsMax = 1_000;
+}
