@@ -6,7 +6,8 @@ using Neraca.Ledger;
 namespace Neraca.Banking;
 
 /// <summary><c>banking.statement</c>: renders one requested statement (payload <c>{"statement": id}</c>).</summary>
-internal sealed class RenderStatementJob(Statements.Statements statements) : IJobHandler
+/// <remarks>Statements enqueue this job, so the handler finds them when it runs (JobStore → handlers → Statements → JobStore).</remarks>
+internal sealed class RenderStatementJob(IServiceProvider services) : IJobHandler
 {
     public string Type => Statements.Statements.JobType;
 
@@ -23,13 +24,13 @@ internal sealed class RenderStatementJob(Statements.Statements statements) : IJo
         {
             throw new PermanentJobFailureException("The payload names no statement.", e);
         }
-        await statements.GenerateAsync(job.TenantId, id ?? throw new PermanentJobFailureException("The payload names no statement."), ct);
+        await services.GetRequiredService<Statements.Statements>().GenerateAsync(job.TenantId, id ?? throw new PermanentJobFailureException("The payload names no statement."), ct);
     }
 }
 
 /// <summary><c>banking.statements.monthly</c>: hourly per tenant (spread), issues last month's statements once the 1st
 /// has begun in the tenant's time zone; a tenant's month is run once.</summary>
-internal sealed class MonthlyStatementsJob(Statements.Statements statements) : IJobHandler
+internal sealed class MonthlyStatementsJob(IServiceProvider services) : IJobHandler
 {
     public const string TypeName = "banking.statements.monthly";
 
@@ -37,7 +38,7 @@ internal sealed class MonthlyStatementsJob(Statements.Statements statements) : I
 
     public JobTypeDefaults Defaults => new() { ConcurrencyMax = 2, ChunkSize = 500 };
 
-    public Task ExecuteAsync(JobExecution job, CancellationToken ct) => statements.RunMonthlyAsync(job, ct);
+    public Task ExecuteAsync(JobExecution job, CancellationToken ct) => services.GetRequiredService<Statements.Statements>().RunMonthlyAsync(job, ct);
 }
 
 /// <summary><c>banking.expire_holds</c>: every minute, voids holds past their expiry and marks them <c>expired</c>. The

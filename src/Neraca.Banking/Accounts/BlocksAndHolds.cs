@@ -193,7 +193,7 @@ public sealed class BlocksAndHolds(Database database, SqlDialect dialect, ILedge
         if (hold.Status != "active")
             return hold.Status == (capture ? "captured" : "released") && (!capture || amount is null || amount == hold.CapturedAmount)
                 ? BankResult<HoldResponse>.Ok(hold)
-                : BankError.Unprocessable(BankingCodes.HoldNotActive, $"Hold '{holdId}' is {hold.Status}.", new Dictionary<string, object?> { ["status"] = hold.Status });
+                : BankError.Unprocessable(BankingCodes.HoldNotActive, $"Hold '{holdId}' is {hold.Status}.", new Dictionary<string, object?> { ["hold_status"] = hold.Status });
         if (capture && amount > hold.Amount)
             return BankError.Unprocessable(LedgerCodes.AmountExceedsPending, $"At most {hold.Amount} can be captured.", new Dictionary<string, object?> { ["field"] = "amount" });
 
@@ -203,7 +203,7 @@ public sealed class BlocksAndHolds(Database database, SqlDialect dialect, ILedge
         var synced = await SyncAsync(caller, hold, ct);
         if (!result.Succeeded && synced.Status == "active") return BankError.FromLedger(result.Error!);
         if (synced.Status != (capture ? "captured" : "released"))
-            return BankError.Unprocessable(BankingCodes.HoldNotActive, $"Hold '{holdId}' is {synced.Status}.", new Dictionary<string, object?> { ["status"] = synced.Status });
+            return BankError.Unprocessable(BankingCodes.HoldNotActive, $"Hold '{holdId}' is {synced.Status}.", new Dictionary<string, object?> { ["hold_status"] = synced.Status });
         return BankResult<HoldResponse>.Ok(synced);
     }
 

@@ -17,7 +17,7 @@ public sealed partial class ModuleBoundaryTests
     [
         typeof(Wellness.WellnessModule).Assembly,
         typeof(SplitBill.SplitBillModule).Assembly,
-        typeof(Banking.BankingModule).Assembly,
+        typeof(global::Neraca.Banking.BankingModule).Assembly,
         typeof(Settlement.SettlementModule).Assembly,
         typeof(Payouts.PayoutsModule).Assembly,
     ];
