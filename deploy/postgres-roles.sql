@@ -63,7 +63,20 @@ DECLARE
         'webhook_endpoints',    'SELECT, INSERT, UPDATE, DELETE',
         'jobs',                 'SELECT, INSERT, UPDATE, DELETE',
         'job_runs',             'SELECT, INSERT, UPDATE, DELETE',
-        'job_slots',            'SELECT, INSERT, UPDATE, DELETE'
+        'job_slots',            'SELECT, INSERT, UPDATE, DELETE',
+        -- banking (issue #16): the audit log is append-only; statements and their files are written once
+        'banking_audit_log',        'SELECT, INSERT',
+        'banking_statement_files',  'SELECT, INSERT',
+        'banking_statement_chunks', 'SELECT, INSERT',
+        'banking_statement_runs',   'SELECT, INSERT',
+        'banking_transactions',     'SELECT, INSERT',
+        'banking_customers',        'SELECT, INSERT, UPDATE',
+        'banking_accounts',         'SELECT, INSERT, UPDATE',
+        'banking_blocks',           'SELECT, INSERT, UPDATE',
+        'banking_holds',            'SELECT, INSERT, UPDATE',
+        'banking_payments',         'SELECT, INSERT, UPDATE',
+        'banking_limit_usage',      'SELECT, INSERT, UPDATE',
+        'banking_statements',       'SELECT, INSERT, UPDATE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP
