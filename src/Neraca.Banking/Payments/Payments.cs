@@ -247,7 +247,8 @@ public sealed class Payments(Database database, SqlDialect dialect, ILedger ledg
         return row?.ToResponse();
     }
 
-    static string EventPayload(PaymentResponse p) => JsonSerializer.Serialize(new
+    /// <summary>The <c>data</c> of <c>payment.*</c> events (golden test: never change a field).</summary>
+    internal static string EventPayload(PaymentResponse p) => JsonSerializer.Serialize(new
     {
         id = p.Id, from_account = p.FromAccount, to_account = p.ToAccount, amount = p.Amount, reference = p.Reference, status = p.Status,
         transfer_id = p.TransferId, failure_code = p.FailureCode,

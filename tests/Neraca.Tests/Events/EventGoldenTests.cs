@@ -40,4 +40,19 @@ public sealed class EventGoldenTests
             """{"id":"evt_1","type":"transfer.pending","subject":"trf_1","ledger_id":"led_1","created_at":"2023-11-14T22:13:20+00:00","data":{"id":"trf_1","ledger":"wallets-idr","debit_account":"bank","credit_account":"alice","amount":150000,"status":"pending","posted_amount":0,"code":3,"description":"top-up","metadata":{"k":"v"},"pending":true,"timeout_at":"2023-11-14T22:14:20+00:00","reverses":null,"created_at":"2023-11-14T22:13:20+00:00","effective_at":"2023-11-14T22:13:20+00:00"}}""",
             Encoding.UTF8.GetString(EventEnvelope.ToJsonBytes(row)));
     }
+
+    [Fact]
+    public void Banking_event_type_names_are_frozen() =>
+        Assert.Equal(["customer.created", "customer.updated", "payment.completed", "payment.failed", "payment.reversed", "statement.ready"],
+            Neraca.Banking.BankingEventTypes.All.Select(t => t.Name));
+
+    [Fact]
+    public void Banking_payment_event_json_is_frozen()
+    {
+        var payment = new Neraca.Banking.Payments.PaymentResponse("pay_1", "acc_a", "acc_b", 4_500_000, "INV-1", "Coffee", "completed", "bank:pay:pay_1", null, null,
+            DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+        Assert.Equal(
+            """{"id":"pay_1","from_account":"acc_a","to_account":"acc_b","amount":4500000,"reference":"INV-1","status":"completed","transfer_id":"bank:pay:pay_1","failure_code":null}""",
+            Neraca.Banking.Payments.Payments.EventPayload(payment));
+    }
 }
