@@ -1,6 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
 using Neraca.Ledger;
-using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Ledger;
