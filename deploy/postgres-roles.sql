@@ -84,7 +84,20 @@ DECLARE
         'ewa_cycles',           'SELECT, INSERT, UPDATE',
         'ewa_deductions',       'SELECT, INSERT',
         'ewa_imports',          'SELECT, INSERT, UPDATE',
-        'ewa_import_errors',    'SELECT, INSERT'
+        'ewa_import_errors',    'SELECT, INSERT',
+        -- banking (issue #16): the audit log is append-only; statements and their files are written once
+        'banking_audit_log',        'SELECT, INSERT',
+        'banking_statement_files',  'SELECT, INSERT',
+        'banking_statement_chunks', 'SELECT, INSERT',
+        'banking_statement_runs',   'SELECT, INSERT',
+        'banking_transactions',     'SELECT, INSERT',
+        'banking_customers',        'SELECT, INSERT, UPDATE',
+        'banking_accounts',         'SELECT, INSERT, UPDATE',
+        'banking_blocks',           'SELECT, INSERT, UPDATE',
+        'banking_holds',            'SELECT, INSERT, UPDATE',
+        'banking_payments',         'SELECT, INSERT, UPDATE',
+        'banking_limit_usage',      'SELECT, INSERT, UPDATE',
+        'banking_statements',       'SELECT, INSERT, UPDATE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

@@ -63,6 +63,14 @@ public interface ILedger
     /// <summary>The transfers with a side on one account whose business time lies in [From, To), every status, ordered by
     /// (<c>effective_at</c>, <c>id</c>) and paged with <c>limit</c>/<c>after</c> like every list.</summary>
     Task<LedgerResult<Page<TransferResponse>>> ListAccountTransfersAsync(string tenantId, AccountTransferQuery query, CancellationToken ct);
+
+    // ---- banking reads (issue #16) ----
+
+    /// <summary>An account's entries of the given transfers (at most <c>1,000</c> ids), with the running balance after
+    /// each, oldest first: one query for a page of search results found in a product's own table (banking history), so
+    /// the product never asks transfer by transfer. Ids without an entry on the account are left out.</summary>
+    Task<LedgerResult<IReadOnlyList<EntryResponse>>> ListEntriesOfTransfersAsync(string tenantId, string accountId, EntriesOfTransfersQuery query,
+        CancellationToken ct);
 }
 
 /// <summary>How a call ended. Values are part of the contract: never renumber.</summary>

@@ -86,3 +86,12 @@ public sealed record AccountActivityResponse(string Account, long Debits, long C
 
 /// <summary>One account's transfers effective in [<c>From</c>, <c>To</c>) for <see cref="ILedger.ListAccountTransfersAsync"/>.</summary>
 public sealed record AccountTransferQuery(string Account, DateTimeOffset From, DateTimeOffset To, int? Limit = null, string? After = null);
+
+// ---- banking reads (issue #16) ----
+
+/// <summary>The transfers whose entries on one account are wanted (<see cref="ILedger.ListEntriesOfTransfersAsync"/>).</summary>
+public sealed record EntriesOfTransfersQuery(IReadOnlyList<string> TransferIds)
+{
+    /// <summary>Ids per call: a page of a product's list.</summary>
+    public const int TransferIdsMax = 1_000;
+}

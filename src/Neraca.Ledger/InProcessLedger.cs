@@ -449,4 +449,22 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
         var next = more ? Cursor.Encode(string.Create(CultureInfo.InvariantCulture, $"{items[^1].EffectiveAtUs}:{items[^1].Id}")) : null;
         return LedgerResult<Page<TransferResponse>>.Ok(new Page<TransferResponse>(data, next));
     }
+
+    // ---------------- banking reads (issue #16) ----------------
+
+    public async Task<LedgerResult<IReadOnlyList<EntryResponse>>> ListEntriesOfTransfersAsync(string tenantId, string accountId, EntriesOfTransfersQuery query,
+        CancellationToken ct)
+    {
+        var ids = (query.TransferIds ?? []).Distinct(StringComparer.Ordinal).ToArray();
+        if (ids.Length > EntriesOfTransfersQuery.TransferIdsMax)
+            return Invalid<IReadOnlyList<EntryResponse>>("transfer_ids", $"At most {EntriesOfTransfersQuery.TransferIdsMax} ids.");
+        if (ids.Any(id => !Ids.IsValid(id))) return Invalid<IReadOnlyList<EntryResponse>>("transfer_ids", "Every id is 1-64 characters of A-Z a-z 0-9 . _ : -");
+        if (await store.GetAccountLedgerIdAsync(tenantId, accountId, ct) is null || !await ReachesAsync(tenantId, accountId, ct))
+            return AccountNotFound<IReadOnlyList<EntryResponse>>(accountId);
+        if (ids.Length == 0) return LedgerResult<IReadOnlyList<EntryResponse>>.Ok([]);
+        var rows = await store.ListEntriesOfTransfersAsync(tenantId, accountId, ids, ct);
+        return LedgerResult<IReadOnlyList<EntryResponse>>.Ok(rows.Select(e => new EntryResponse(e.TransferId,
+            e.Direction == EntryDirection.Debit ? "debit" : "credit", e.Amount, e.BalanceAfter, DbTime.FromMicros(e.PostedAtUs),
+            DbTime.FromMicros(e.EffectiveAtUs))).ToList());
+    }
 }

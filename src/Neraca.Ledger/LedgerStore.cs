@@ -453,4 +453,18 @@ internal sealed class LedgerStore(Database database, SqlDialect dialect, TimePro
             new { tenantId, accountId, fromUs, toUs, afterAt = after?.EffectiveAtUs, afterId = after?.Id ?? "", take = limit + 1 }, cancellationToken: ct));
         return Trim(rows.Select(r => r.ToRecord()).ToList(), limit);
     }
+
+    // ---------- banking reads (issue #16) ----------
+
+    /// <summary>The entries of <paramref name="accountId"/> posted by the given transfers, by entry number. The view's
+    /// filter reaches each journal table's primary key (tenant, transfer id).</summary>
+    public async Task<List<EntryRow>> ListEntriesOfTransfersAsync(string tenantId, string accountId, string[] transferIds, CancellationToken ct)
+    {
+        var sql = $"SELECT {EntryColumns} FROM entries WHERE tenant_id = @tenantId AND account_id = @accountId AND {dialect.InIdList("transfer_id", "ids")} ORDER BY entry_no";
+        await using var connection = await database.OpenReadAsync(ct);
+        var rows = await connection.QueryAsync<AuditChain.EntryDbRow>(new CommandDefinition(sql,
+            new { tenantId, accountId, ids = dialect.IdListValue(transferIds) }, cancellationToken: ct));
+        return rows.Select(e => new EntryRow(e.account_id, e.entry_no, e.seq, e.transfer_id, (EntryDirection)e.direction, e.amount,
+            e.balance_after, e.posted_at_us, e.effective_at_us)).ToList();
+    }
 }

@@ -99,4 +99,19 @@ public sealed class EventGoldenTests
         Assert.Equal("""{"employer_id":"er_1","cycle":"2026-03-13","start":"2026-02-14","employees":2,"advances":70000000,"fees":2000000,"due":72000000,"recovered":71000000,"carried":1000000}""",
             Neraca.Wellness.EwaEventPayloads.Serialize(new Neraca.Wellness.EwaEventPayloads.CycleClosed("er_1", "2026-03-13", "2026-02-14", 2, 70_000_000, 2_000_000, 72_000_000, 71_000_000, 1_000_000)));
     }
+
+    [Fact]
+    public void Banking_event_type_names_are_frozen() =>
+        Assert.Equal(["customer.created", "customer.updated", "payment.completed", "payment.failed", "payment.reversed", "statement.ready"],
+            Neraca.Banking.BankingEventTypes.All.Select(t => t.Name));
+
+    [Fact]
+    public void Banking_payment_event_json_is_frozen()
+    {
+        var payment = new Neraca.Banking.Payments.PaymentResponse("pay_1", "acc_a", "acc_b", 4_500_000, "INV-1", "Coffee", "completed", "bank:pay:pay_1", null, null,
+            DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+        Assert.Equal(
+            """{"id":"pay_1","from_account":"acc_a","to_account":"acc_b","amount":4500000,"reference":"INV-1","status":"completed","transfer_id":"bank:pay:pay_1","failure_code":null}""",
+            Neraca.Banking.Payments.Payments.EventPayload(payment));
+    }
 }
