@@ -68,7 +68,11 @@ cleanup() { [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1; rm -rf "$work"; 
 trap cleanup EXIT
 
 echo "build-image: dotnet publish (self-contained, linux-x64) ..."
-dotnet publish src/Neraca.Server/Neraca.Server.csproj -c Release -r linux-x64 --self-contained true \
+# From a clean copy of the sources (what the Dockerfile's build context holds): the worktree's bin/ and obj/ stay as
+# they are, so a build or test run there is not disturbed.
+mkdir -p "$work/src"
+tar --exclude=bin --exclude=obj -cf - global.json Directory.Build.props Directory.Packages.props src | tar -xf - -C "$work/src"
+dotnet publish "$work/src/src/Neraca.Server/Neraca.Server.csproj" -c Release -r linux-x64 --self-contained true \
   -p:DebugType=none --nologo -v quiet -o "$work/app" >"$work/publish.log" 2>&1 \
   || { cat "$work/publish.log" >&2; exit 1; }
 

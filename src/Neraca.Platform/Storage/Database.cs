@@ -17,11 +17,13 @@ public sealed class Database : IAsyncDisposable
     readonly NpgsqlDataSource? _postgres;
     readonly NpgsqlDataSource? _postgresRead;
     readonly string? _sqliteConnectionString;
+    readonly bool _passwordFromFile;
 
     Database(StoreKind kind, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRead, string? sqlite, string description,
-        bool behindTransactionPooler = false)
+        bool behindTransactionPooler = false, bool passwordFromFile = false)
     {
         Kind = kind;
+        _passwordFromFile = passwordFromFile;
         BehindTransactionPooler = behindTransactionPooler;
         _postgres = postgres;
         _postgresRead = postgresRead;
@@ -86,7 +88,7 @@ public sealed class Database : IAsyncDisposable
         var read = string.IsNullOrEmpty(readSetting) ? null : ToNpgsqlConnectionString(readSetting.Trim(), "ReadDatabase");
         return new Database(StoreKind.Postgres, BuildDataSource(connectionString, poolSizeMax, behindTransactionPooler, passwordFile, "Database"),
             read is null ? null : BuildDataSource(read, poolSizeMax, behindTransactionPooler, readPasswordFile, "ReadDatabase"), null,
-            DescribePostgres(connectionString), behindTransactionPooler);
+            DescribePostgres(connectionString), behindTransactionPooler, passwordFile is not null || readPasswordFile is not null);
     }
 
     static Database CreateSqlite(string path)
@@ -184,7 +186,7 @@ public sealed class Database : IAsyncDisposable
     /// <summary>A connection to the primary, opened.</summary>
     public async ValueTask<DbConnection> OpenAsync(CancellationToken ct)
     {
-        if (_postgres is not null) return await _postgres.OpenConnectionAsync(ct);
+        if (_postgres is not null) return await OpenPostgresAsync(_postgres, ct);
         var connection = new SqliteConnection(_sqliteConnectionString);
         await connection.OpenAsync(ct);
         await using var pragma = connection.CreateCommand();
@@ -202,7 +204,7 @@ public sealed class Database : IAsyncDisposable
     {
         if (_postgresRead is null) return await OpenAsync(ct);
         var floor = ReadYourWrites.Current is { } caller ? await caller.FloorAsync() : 0UL;
-        var connection = await _postgresRead.OpenConnectionAsync(ct);
+        var connection = await OpenPostgresAsync(_postgresRead, ct);
         if (floor == 0) return connection;
         bool replayed;
         await using (var check = new NpgsqlCommand(
@@ -217,12 +219,35 @@ public sealed class Database : IAsyncDisposable
         return await OpenAsync(ct);
     }
 
+    /// <summary>Opens a connection. With the password in a file, a rejected password is retried for about two seconds:
+    /// a rotation changes the role's password and the secret one after the other, and a connection opened in between
+    /// waits for the second step instead of failing its request.</summary>
+    async ValueTask<NpgsqlConnection> OpenPostgresAsync(NpgsqlDataSource source, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await source.OpenConnectionAsync(ct);
+            }
+            catch (PostgresException e) when (_passwordFromFile && attempt < 10 && IsPasswordRejected(e))
+            {
+                await Task.Delay(200, ct);
+            }
+        }
+    }
+
+    // PgBouncer 1.18 reports a bad password as a protocol violation (08P01) with this message.
+    static bool IsPasswordRejected(PostgresException e) =>
+        e.SqlState is PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification
+        || e.MessageText.Contains("password authentication failed", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The primary's current WAL position (0 on SQLite): every transaction committed before the call is at or
     /// below it.</summary>
     public async ValueTask<ulong> WritePositionAsync(CancellationToken ct)
     {
         if (_postgres is null) return 0;
-        await using var connection = await _postgres.OpenConnectionAsync(ct);
+        await using var connection = await OpenPostgresAsync(_postgres, ct);
         await using var command = new NpgsqlCommand("SELECT pg_current_wal_lsn()", connection);
         return (ulong)(NpgsqlTypes.NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(ct))!;
     }
