@@ -162,8 +162,8 @@ public sealed partial class KubernetesManifestTests
         Assert.Equal("Deployment", (string?)workload["kind"]);
         Assert.Contains(r.Typed.OfType<V1Deployment>(), d => d.Metadata.Name == (string?)workload["name"]);
         var canary = Required(spec, "strategy", "canary");
-        var weights = canary["steps"]!.AsArray().Select(s => s!["setWeight"]).Where(w => w is not null).Select(w => (int)w!).ToList();
-        Assert.Equal([5, 25, 50, 100], weights);
+        var weights = canary["steps"]!.AsArray().Select(s => s!["setWeight"]).Where(w => w is not null).Select(w => (long)w!).ToList();
+        Assert.Equal([5L, 25, 50, 100], weights);
         var analysisName = (string?)Required(canary, "analysis")["templates"]![0]!["templateName"];
 
         var template = Assert.Single(r.Custom, o => (string?)o["kind"] == "AnalysisTemplate");
@@ -180,7 +180,7 @@ public sealed partial class KubernetesManifestTests
             Assert.True(alerts.TryGetValue(name, out var expression), $"{name} is not an alert of deploy/prometheus");
             Assert.Equal(Normalize(expression), Normalize(query));
             Assert.Equal("len(result) == 0", (string?)metric["successCondition"]);
-            Assert.Equal(0, (int?)metric["failureLimit"]);
+            Assert.Equal(0L, (long?)metric["failureLimit"]);
         }
         // Every page-level SLO burn alert guards the canary.
         Assert.Equal(alerts.Keys.Where(a => a.Contains("BudgetBurn", StringComparison.Ordinal) && !a.EndsWith("Slow", StringComparison.Ordinal)).Order(StringComparer.Ordinal),
@@ -210,7 +210,7 @@ public sealed partial class KubernetesManifestTests
 
         var monitor = Assert.Single(r.Custom, o => (string?)o["kind"] == "ServiceMonitor");
         var ms = Required(monitor, "spec");
-        var selector = Required(ms, "selector", "matchLabels").ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
+        var selector = Required(ms, "selector", "matchLabels").ToDictionary(kv => kv.Key, kv => kv.Value!.ToString());
         var service = Assert.Single(r.Typed.OfType<V1Service>(), s => Matches(selector, s.Metadata.Labels));
         Assert.Equal("neraca", service.Metadata.Labels[(string)ms["jobLabel"]!]); // the rules select job="neraca"
         foreach (var endpoint in ms["endpoints"]!.AsArray())

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Neraca.Hosting;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;

@@ -272,6 +272,7 @@ public sealed class HaProxy : IAsyncDisposable
               http-check expect status 200
               default-server inter 200ms fall 1 rise 2
             {string.Join('\n', backends.Select((p, i) => $"  server api{i + 1} 127.0.0.1:{p} check"))}
+
             """);
         var process = ManagedProcess.Start("haproxy", "/usr/sbin/haproxy", ["-f", config, "-db"]);
         await Polling.Eventually(async () => process.HasExited || await ProcessRunner.AcceptsAsync(port), "HAProxy listens");
