@@ -234,7 +234,7 @@ public sealed class PgBouncer : IAsyncDisposable
 }
 
 /// <summary>HAProxy in front of the api replicas: round robin, an HTTP health check on <c>/health/ready</c> every
-/// 200 ms (one failure takes a server out, two successes bring it back), failed connections retried on another server.</summary>
+/// 250 ms (two failures take a server out, one success brings it back), failed connections retried on another server.</summary>
 public sealed class HaProxy : IAsyncDisposable
 {
     readonly ManagedProcess _process;
@@ -270,7 +270,8 @@ public sealed class HaProxy : IAsyncDisposable
               balance roundrobin
               option httpchk GET /health/ready
               http-check expect status 200
-              default-server inter 200ms fall 1 rise 2
+              timeout check 2s
+              default-server inter 250ms fall 2 rise 1
             {string.Join('\n', backends.Select((p, i) => $"  server api{i + 1} 127.0.0.1:{p} check"))}
 
             """);
@@ -290,13 +291,17 @@ public sealed class HaProxy : IAsyncDisposable
 public sealed class NeracaProcess(string name, int port, string[] args, IDictionary<string, string> env) : IAsyncDisposable
 {
     ManagedProcess? _process;
+    readonly StringBuilder _earlier = new();
 
     public string Name { get; } = name;
     public int Port { get; } = port;
-    public string Output => _process?.Output ?? "";
+
+    /// <summary>The output of every run so far.</summary>
+    public string Output => _earlier + (_process?.Output ?? "");
 
     public async Task StartAsync()
     {
+        if (_process is not null) _earlier.Append(_process.Output).AppendLine("--- restarted");
         _process = ManagedProcess.Start(Name, "dotnet",
             [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", .. args], env);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
