@@ -211,7 +211,7 @@ public sealed class Database : IAsyncDisposable
             // On a primary (a ReadDatabase that is not in recovery) the replay position is null: it has everything.
             "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn()) >= @floor", connection))
         {
-            check.Parameters.AddWithValue("floor", new NpgsqlTypes.NpgsqlLogSequenceNumber(floor));
+            check.Parameters.Add(new NpgsqlParameter("floor", NpgsqlTypes.NpgsqlDbType.PgLsn) { Value = new NpgsqlTypes.NpgsqlLogSequenceNumber(floor) });
             replayed = (bool)(await check.ExecuteScalarAsync(ct))!;
         }
         if (replayed) return connection;
