@@ -237,10 +237,11 @@ public sealed class Database : IAsyncDisposable
         }
     }
 
-    // PgBouncer 1.18 reports a bad password as a protocol violation (08P01) with this message.
+    // PgBouncer 1.18 reports a bad password as a protocol violation (08P01): "password authentication failed" or
+    // "SASL authentication failed".
     static bool IsPasswordRejected(PostgresException e) =>
         e.SqlState is PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification
-        || e.MessageText.Contains("password authentication failed", StringComparison.OrdinalIgnoreCase);
+        || e.MessageText.Contains("authentication failed", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The primary's current WAL position (0 on SQLite): every transaction committed before the call is at or
     /// below it.</summary>
