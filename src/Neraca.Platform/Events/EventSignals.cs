@@ -48,7 +48,8 @@ public sealed partial class PostgresEventListener(Database database, EventSignal
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
-        if (database.Postgres is null) return;
+        // Behind a transaction pooler LISTEN would register on whichever server connection ran it: poll only.
+        if (database.Postgres is null || database.BehindTransactionPooler) return;
         while (!ct.IsCancellationRequested)
         {
             try

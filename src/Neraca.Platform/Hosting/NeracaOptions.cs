@@ -15,6 +15,26 @@ public sealed class NeracaOptions
     /// <summary>Optional read replica (PostgreSQL only) for history, lists and statements.</summary>
     public string? ReadDatabase { get; set; }
 
+    /// <summary>How long, in seconds, a caller's last write position is kept for read-your-writes with a
+    /// <see cref="ReadDatabase"/> (Storage/ReadYourWrites.cs): longer than the replica ever lags. Default 300.</summary>
+    [Range(1, 86_400)]
+    public int ReadYourWritesSeconds { get; set; } = 300;
+
+    /// <summary>A file holding the <see cref="Database"/> setting (a mounted secret), instead of the setting itself.
+    /// Its password is read again whenever a new connection is opened, so a rotated password takes effect without a
+    /// restart (the rest of the file is read once).</summary>
+    public string? DatabaseFile { get; set; }
+
+    /// <summary>A file holding the <see cref="ReadDatabase"/> setting; its password is re-read like <see cref="DatabaseFile"/>'s.</summary>
+    public string? ReadDatabaseFile { get; set; }
+
+    /// <summary><c>none</c> (default): connections go straight to PostgreSQL. <c>transaction</c>: through a pooler in
+    /// transaction mode (PgBouncer <c>pool_mode=transaction</c>): no automatic prepared statements (unless the
+    /// connection string sets <c>Max Auto Prepare</c>, e.g. for PgBouncer 1.21+ with <c>max_prepared_statements</c>) and
+    /// no LISTEN (the event relay polls instead). Nothing else Neraca does keeps session state.</summary>
+    [RegularExpression("^(?i)(none|transaction)$", ErrorMessage = "DatabasePooler must be none or transaction.")]
+    public string DatabasePooler { get; set; } = "none";
+
     /// <summary>File of the embedded SQLite store. Default <c>./data/neraca.db</c>.</summary>
     [Required]
     public string SqlitePath { get; set; } = "./data/neraca.db";
@@ -41,6 +61,11 @@ public sealed class NeracaOptions
     /// <summary>How long a graceful shutdown waits for in-flight requests and batches, in seconds.</summary>
     [Range(1, 600)]
     public int ShutdownTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>On SIGTERM, how long <c>/health/ready</c> reports unhealthy while the server keeps serving, before it
+    /// stops accepting connections: the time a load balancer needs to take it out of rotation. Default 0.</summary>
+    [Range(0, 300)]
+    public int ShutdownDrainSeconds { get; set; }
 
     /// <summary>Maximum connections in the PostgreSQL pool of this process.</summary>
     [Range(2, 1000)]

@@ -126,7 +126,10 @@ public static class ServiceDefaults
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddOpenApi();
-        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        builder.Services.AddSingleton<ShutdownDrain>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
+        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
+            .AddCheck<ShutdownDrain>("shutdown", tags: ["ready"]);
         return builder;
     }
 
@@ -190,10 +193,12 @@ public static class ServiceDefaults
     {
         try
         {
-            if (!string.IsNullOrWhiteSpace(o.Database) && !o.Database.Trim().StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
-                Database.ToNpgsqlConnectionString(o.Database.Trim(), "Database");
-            if (!string.IsNullOrWhiteSpace(o.ReadDatabase))
-                Database.ToNpgsqlConnectionString(o.ReadDatabase.Trim(), "ReadDatabase");
+            var setting = Database.SettingOrFile(o.Database, o.DatabaseFile, nameof(o.Database));
+            var read = Database.SettingOrFile(o.ReadDatabase, o.ReadDatabaseFile, nameof(o.ReadDatabase));
+            if (!string.IsNullOrWhiteSpace(setting) && !setting.Trim().StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
+                Database.ToNpgsqlConnectionString(setting.Trim(), "Database");
+            if (!string.IsNullOrWhiteSpace(read))
+                Database.ToNpgsqlConnectionString(read.Trim(), "ReadDatabase");
             return null;
         }
         catch (ArgumentException e)

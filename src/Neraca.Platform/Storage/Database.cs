@@ -17,10 +17,14 @@ public sealed class Database : IAsyncDisposable
     readonly NpgsqlDataSource? _postgres;
     readonly NpgsqlDataSource? _postgresRead;
     readonly string? _sqliteConnectionString;
+    readonly bool _passwordFromFile;
 
-    Database(StoreKind kind, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRead, string? sqlite, string description)
+    Database(StoreKind kind, NpgsqlDataSource? postgres, NpgsqlDataSource? postgresRead, string? sqlite, string description,
+        bool behindTransactionPooler = false, bool passwordFromFile = false)
     {
         Kind = kind;
+        _passwordFromFile = passwordFromFile;
+        BehindTransactionPooler = behindTransactionPooler;
         _postgres = postgres;
         _postgresRead = postgresRead;
         _sqliteConnectionString = sqlite;
@@ -35,8 +39,42 @@ public sealed class Database : IAsyncDisposable
     /// <summary>The PostgreSQL data source (null on SQLite). The ledger's hot path uses it directly.</summary>
     public NpgsqlDataSource? Postgres => _postgres;
 
-    /// <summary>Parses the <c>Database</c> setting. Throws <see cref="ArgumentException"/> naming what is wrong.</summary>
-    public static Database Create(string? setting, string sqlitePath, string? readSetting = null, int poolSizeMax = 50)
+    /// <summary>Connections go through a pooler in transaction mode (<c>DatabasePooler=transaction</c>): nothing may rely
+    /// on session state (LISTEN, session advisory locks, prepared statements).</summary>
+    public bool BehindTransactionPooler { get; }
+
+    /// <summary>Whether reads may go to a replica (<c>ReadDatabase</c> is set).</summary>
+    public bool HasReadReplica => _postgresRead is not null;
+
+    /// <summary>The store the settings name: <c>Database</c> or the file <c>DatabaseFile</c> (whose password is re-read
+    /// for every new connection, so that rotating it needs no restart), the same for the read replica, and the pooler mode.</summary>
+    public static Database Create(Hosting.NeracaOptions o)
+    {
+        var setting = SettingOrFile(o.Database, o.DatabaseFile, nameof(o.Database));
+        var read = SettingOrFile(o.ReadDatabase, o.ReadDatabaseFile, nameof(o.ReadDatabase));
+        var pooler = string.Equals(o.DatabasePooler, "transaction", StringComparison.OrdinalIgnoreCase);
+        return Create(setting, o.SqlitePath, read, o.DatabasePoolSizeMax, pooler, o.DatabaseFile, o.ReadDatabaseFile);
+    }
+
+    /// <summary>The setting, or the content of its file when the file is named (not both).</summary>
+    public static string? SettingOrFile(string? setting, string? file, string name)
+    {
+        if (string.IsNullOrWhiteSpace(file)) return setting;
+        if (!string.IsNullOrWhiteSpace(setting)) throw new ArgumentException($"Set {name} or {name}File, not both.", name);
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"{name}File: cannot read '{file}': {e.Message}", name, e);
+        }
+    }
+
+    /// <summary>Parses the <c>Database</c> setting. Throws <see cref="ArgumentException"/> naming what is wrong.
+    /// <paramref name="passwordFile"/>/<paramref name="readPasswordFile"/>: files holding the setting, re-read for the password.</summary>
+    public static Database Create(string? setting, string sqlitePath, string? readSetting = null, int poolSizeMax = 50,
+        bool behindTransactionPooler = false, string? passwordFile = null, string? readPasswordFile = null)
     {
         setting = setting?.Trim();
         if (string.IsNullOrEmpty(setting) || setting.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
@@ -48,8 +86,9 @@ public sealed class Database : IAsyncDisposable
         }
         var connectionString = ToNpgsqlConnectionString(setting, "Database");
         var read = string.IsNullOrEmpty(readSetting) ? null : ToNpgsqlConnectionString(readSetting.Trim(), "ReadDatabase");
-        return new Database(StoreKind.Postgres, BuildDataSource(connectionString, poolSizeMax),
-            read is null ? null : BuildDataSource(read, poolSizeMax), null, DescribePostgres(connectionString));
+        return new Database(StoreKind.Postgres, BuildDataSource(connectionString, poolSizeMax, behindTransactionPooler, passwordFile, "Database"),
+            read is null ? null : BuildDataSource(read, poolSizeMax, behindTransactionPooler, readPasswordFile, "ReadDatabase"), null,
+            DescribePostgres(connectionString), behindTransactionPooler, passwordFile is not null || readPasswordFile is not null);
     }
 
     static Database CreateSqlite(string path)
@@ -70,17 +109,33 @@ public sealed class Database : IAsyncDisposable
         return new Database(StoreKind.Sqlite, null, null, builder.ToString(), "sqlite:" + full);
     }
 
-    static NpgsqlDataSource BuildDataSource(string connectionString, int poolSizeMax)
+    static NpgsqlDataSource BuildDataSource(string connectionString, int poolSizeMax, bool behindTransactionPooler, string? passwordFile,
+        string settingName)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         if (!connectionString.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase)
             && !connectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
             builder.MaxPoolSize = poolSizeMax;
         builder.NoResetOnClose = true;
-        // The ledger's hot statements repeat with the same text: let Npgsql prepare them once per connection.
-        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
-        return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        var autoPrepareSet = connectionString.Contains("Max Auto Prepare", StringComparison.OrdinalIgnoreCase)
+            || connectionString.Contains("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase);
+        // The ledger's hot statements repeat with the same text: let Npgsql prepare them once per connection. Behind a
+        // transaction pooler a prepared statement lives on a server connection the next transaction may not get, so
+        // none unless the connection string asks (PgBouncer 1.21+ with max_prepared_statements tracks them).
+        if (behindTransactionPooler) { if (!autoPrepareSet) builder.MaxAutoPrepare = 0; }
+        else if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
+        if (passwordFile is null) return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        // Npgsql asks for the password whenever it opens a physical connection: a rotated secret is picked up by the
+        // next one, and pooled connections already logged in keep working.
+        builder.Password = null;
+        var source = new NpgsqlDataSourceBuilder(builder.ConnectionString);
+        source.UsePasswordProvider(_ => PasswordFromFile(passwordFile, settingName),
+            (_, _) => ValueTask.FromResult(PasswordFromFile(passwordFile, settingName)));
+        return source.Build();
     }
+
+    static string PasswordFromFile(string file, string settingName) =>
+        new NpgsqlConnectionStringBuilder(ToNpgsqlConnectionString(SettingOrFile(null, file, settingName) ?? "", settingName)).Password ?? "";
 
     /// <summary>Accepts <c>postgres://user:pass@host:port/db?sslmode=require</c> or an Npgsql connection string.</summary>
     internal static string ToNpgsqlConnectionString(string setting, string settingName)
@@ -131,7 +186,7 @@ public sealed class Database : IAsyncDisposable
     /// <summary>A connection to the primary, opened.</summary>
     public async ValueTask<DbConnection> OpenAsync(CancellationToken ct)
     {
-        if (_postgres is not null) return await _postgres.OpenConnectionAsync(ct);
+        if (_postgres is not null) return await OpenPostgresAsync(_postgres, ct);
         var connection = new SqliteConnection(_sqliteConnectionString);
         await connection.OpenAsync(ct);
         await using var pragma = connection.CreateCommand();
@@ -142,9 +197,61 @@ public sealed class Database : IAsyncDisposable
         return connection;
     }
 
-    /// <summary>A connection for reads that may lag slightly (history, lists, statements): the replica when configured.</summary>
-    public async ValueTask<DbConnection> OpenReadAsync(CancellationToken ct) =>
-        _postgresRead is not null ? await _postgresRead.OpenConnectionAsync(ct) : await OpenAsync(ct);
+    /// <summary>A connection for reads that may lag slightly (history, lists, statements): the replica when configured,
+    /// unless the caller of the current request wrote something the replica has not replayed yet (then the primary:
+    /// see <see cref="ReadYourWrites"/>).</summary>
+    public async ValueTask<DbConnection> OpenReadAsync(CancellationToken ct)
+    {
+        if (_postgresRead is null) return await OpenAsync(ct);
+        var floor = ReadYourWrites.Current is { } caller ? await caller.FloorAsync() : 0UL;
+        var connection = await OpenPostgresAsync(_postgresRead, ct);
+        if (floor == 0) return connection;
+        bool replayed;
+        await using (var check = new NpgsqlCommand(
+            // On a primary (a ReadDatabase that is not in recovery) the replay position is null: it has everything.
+            "SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn()) >= @floor", connection))
+        {
+            check.Parameters.Add(new NpgsqlParameter("floor", NpgsqlTypes.NpgsqlDbType.PgLsn) { Value = new NpgsqlTypes.NpgsqlLogSequenceNumber(floor) });
+            replayed = (bool)(await check.ExecuteScalarAsync(ct))!;
+        }
+        if (replayed) return connection;
+        await connection.DisposeAsync();
+        return await OpenAsync(ct);
+    }
+
+    /// <summary>Opens a connection. With the password in a file, a rejected password is retried for about two seconds:
+    /// a rotation changes the role's password and the secret one after the other, and a connection opened in between
+    /// waits for the second step instead of failing its request.</summary>
+    async ValueTask<NpgsqlConnection> OpenPostgresAsync(NpgsqlDataSource source, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await source.OpenConnectionAsync(ct);
+            }
+            catch (PostgresException e) when (_passwordFromFile && attempt < 10 && IsPasswordRejected(e))
+            {
+                await Task.Delay(200, ct);
+            }
+        }
+    }
+
+    // PgBouncer 1.18 reports a bad password as a protocol violation (08P01): "password authentication failed" or
+    // "SASL authentication failed".
+    static bool IsPasswordRejected(PostgresException e) =>
+        e.SqlState is PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification
+        || e.MessageText.Contains("authentication failed", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The primary's current WAL position (0 on SQLite): every transaction committed before the call is at or
+    /// below it.</summary>
+    public async ValueTask<ulong> WritePositionAsync(CancellationToken ct)
+    {
+        if (_postgres is null) return 0;
+        await using var connection = await OpenPostgresAsync(_postgres, ct);
+        await using var command = new NpgsqlCommand("SELECT pg_current_wal_lsn()", connection);
+        return (ulong)(NpgsqlTypes.NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(ct))!;
+    }
 
     /// <summary>Whether a write conflicted with a concurrent one and the whole transaction can be retried.</summary>
     public static bool IsTransient(Exception e) => e switch

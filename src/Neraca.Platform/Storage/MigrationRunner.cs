@@ -67,7 +67,7 @@ public sealed partial class MigrationRunner(Database database, SqlDialect dialec
     {
         await using var connection = await database.OpenAsync(ct);
         // A second runner waits here, then finds nothing to do.
-        await using var held = await dialect.LockMigrationsAsync(connection, AdvisoryLockKey, ct);
+        await using var held = await dialect.LockMigrationsAsync(database, connection, AdvisoryLockKey, ct);
         await connection.ExecuteAsync(new CommandDefinition(dialect.CreateSchemaMigrationsSql, transaction: held.Transaction, cancellationToken: ct));
         var applied = new List<int>();
         foreach (var migration in await PendingAsync(connection, held.Transaction, ct))

@@ -70,9 +70,12 @@ public abstract class SqlDialect
     public abstract string CreateSchemaMigrationsSql { get; }
 
     /// <summary>Serializes migration runners (replicas starting together) until the returned lock is disposed. On
-    /// PostgreSQL a session advisory lock, and each migration commits on its own; on SQLite one immediate transaction
-    /// that every migration joins (<see cref="MigrationLock.Transaction"/>) and that commits as a whole.</summary>
-    public abstract Task<MigrationLock> LockMigrationsAsync(DbConnection connection, long key, CancellationToken ct);
+    /// PostgreSQL a transaction-scoped advisory lock held by an open transaction on a second connection of
+    /// <paramref name="database"/> (a session lock would stay behind on a pooler's server connection), and each migration
+    /// on <paramref name="connection"/> commits on its own; on SQLite one immediate transaction on
+    /// <paramref name="connection"/> that every migration joins (<see cref="MigrationLock.Transaction"/>) and that
+    /// commits as a whole.</summary>
+    public abstract Task<MigrationLock> LockMigrationsAsync(Database database, DbConnection connection, long key, CancellationToken ct);
 }
 
 /// <summary>Held while migrations run. <see cref="Transaction"/> is the transaction every statement joins, or null
@@ -130,20 +133,34 @@ public sealed class PostgresDialect : SqlDialect
             applied_at timestamptz NOT NULL DEFAULT now())
         """;
 
-    public override async Task<MigrationLock> LockMigrationsAsync(DbConnection connection, long key, CancellationToken ct)
+    public override async Task<MigrationLock> LockMigrationsAsync(Database database, DbConnection connection, long key, CancellationToken ct)
     {
-        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@key)", new { key }, cancellationToken: ct));
-        return new AdvisoryLock(connection, key);
+        var holder = await database.OpenAsync(ct);
+        try
+        {
+            var tx = await holder.BeginTransactionAsync(ct);
+            await holder.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@key)", new { key }, tx, cancellationToken: ct));
+            return new AdvisoryLock(holder, tx);
+        }
+        catch
+        {
+            await holder.DisposeAsync();
+            throw;
+        }
     }
 
-    sealed class AdvisoryLock(DbConnection connection, long key) : MigrationLock
+    /// <summary>Ending the holder's transaction releases the lock; closing the connection ends the transaction too.</summary>
+    sealed class AdvisoryLock(DbConnection holder, DbTransaction tx) : MigrationLock
     {
         public override DbTransaction? Transaction => null;
 
         public override Task CommitAsync(CancellationToken ct) => Task.CompletedTask;
 
-        public override async ValueTask DisposeAsync() =>
-            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_unlock(@key)", new { key }, cancellationToken: CancellationToken.None));
+        public override async ValueTask DisposeAsync()
+        {
+            await tx.DisposeAsync();
+            await holder.DisposeAsync();
+        }
     }
 }
 
@@ -188,7 +205,7 @@ public sealed class SqliteDialect : SqlDialect
             applied_at text NOT NULL)
         """;
 
-    public override async Task<MigrationLock> LockMigrationsAsync(DbConnection connection, long key, CancellationToken ct) =>
+    public override async Task<MigrationLock> LockMigrationsAsync(Database database, DbConnection connection, long key, CancellationToken ct) =>
         new WriteTransactionLock(await BeginWriteAsync(connection, ct));
 
     sealed class WriteTransactionLock(DbTransaction tx) : MigrationLock

@@ -11,8 +11,9 @@ public static class StorageModule
         builder.Services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<NeracaOptions>>().Value;
-            return Database.Create(o.Database, o.SqlitePath, o.ReadDatabase, o.DatabasePoolSizeMax);
+            return Database.Create(o);
         });
+        builder.Services.AddSingleton<ReadYourWrites>();
         // The one place a store kind becomes SQL: every store takes the dialect instead of testing Database.Kind.
         builder.Services.AddSingleton(sp => SqlDialect.For(sp.GetRequiredService<Database>()));
         builder.Services.AddMigrations(typeof(StorageModule).Assembly);

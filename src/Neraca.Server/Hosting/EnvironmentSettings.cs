@@ -43,6 +43,22 @@ public static class EnvironmentSettings
         return string.Join(':', sections);
     }
 
+    /// <summary>Settings whose value is itself a path (<c>DatabaseFile</c>, <c>KeysFile</c>): their <c>_FILE</c> variable
+    /// sets them and is not read as a file indirection.</summary>
+    public static IReadOnlySet<string> FileSettings { get; } = FindFileSettings();
+
+    /// <summary>For <c>NERACA_X_FILE</c> (a mounted secret): the configuration key of <c>X</c>, whose value is the
+    /// file's content; null for any other variable and for settings that are paths themselves
+    /// (<c>NERACA_DATABASE_FILE</c> is the <c>DatabaseFile</c> setting, whose file is re-read for rotated passwords).</summary>
+    public static string? ToFileConfigurationKey(string variable)
+    {
+        const string suffix = "_FILE";
+        if (!variable.EndsWith(suffix, StringComparison.Ordinal) || variable.EndsWith("_" + suffix, StringComparison.Ordinal)) return null;
+        var whole = ToConfigurationKey(variable);
+        if (whole is null || FileSettings.Contains(whole.Split(':')[^1])) return null;
+        return ToConfigurationKey(variable[..^suffix.Length]);
+    }
+
     /// <summary>The host and every Neraca module it references (options classes live with their capability).</summary>
     static IEnumerable<Assembly> NeracaAssemblies()
     {
@@ -56,6 +72,11 @@ public static class EnvironmentSettings
         }
         return seen.Values;
     }
+
+    static HashSet<string> FindFileSettings() =>
+        NeracaAssemblies().SelectMany(a => a.GetTypes()).Where(t => t.Name.EndsWith("Options", StringComparison.Ordinal))
+            .SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance)).Select(p => p.Name)
+            .Where(n => n.EndsWith("File", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
     static HashSet<string> FindDictionarySettings()
     {

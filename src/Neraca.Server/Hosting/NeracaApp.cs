@@ -82,6 +82,8 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        // A caller's reads after its own writes skip a replica that has not replayed them yet.
+        app.Use((context, next) => context.RequestServices.GetRequiredService<ReadYourWrites>().InvokeAsync(context, next));
         app.UseIdempotency();
         app.MapWeb();
         app.MapLedger();
@@ -99,12 +101,31 @@ public static class NeracaApp
 
     /// <summary><c>NERACA_BOOTSTRAP_API_KEY</c> → <c>BootstrapApiKey</c>, <c>NERACA_LEDGER__BATCH_OPERATIONS_MAX</c> →
     /// <c>Ledger:BatchOperationsMax</c>, <c>NERACA_JOBS__RECURRING__ledger.expire_pending__CRON</c> →
-    /// <c>Jobs:Recurring:ledger.expire_pending:Cron</c>: the rules are in <see cref="EnvironmentSettings"/>.</summary>
+    /// <c>Jobs:Recurring:ledger.expire_pending:Cron</c>: the rules are in <see cref="EnvironmentSettings"/>. Any setting
+    /// can also come from a file (a mounted secret): <c>NERACA_BOOTSTRAP_API_KEY_FILE=/run/secrets/key</c> sets
+    /// <c>BootstrapApiKey</c> to the file's content (without its final line break), and wins over <c>NERACA_BOOTSTRAP_API_KEY</c>.</summary>
     static IEnumerable<KeyValuePair<string, string?>> NeracaEnvironment()
     {
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-            if (EnvironmentSettings.ToConfigurationKey((string)e.Key) is { } key)
-                yield return new(key, (string?)e.Value);
+        var variables = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => ((string)e.Key, (string?)e.Value)).ToList();
+        foreach (var (name, value) in variables)
+            if (EnvironmentSettings.ToFileConfigurationKey(name) is null && EnvironmentSettings.ToConfigurationKey(name) is { } key)
+                yield return new(key, value);
+        foreach (var (name, value) in variables)
+            if (EnvironmentSettings.ToFileConfigurationKey(name) is { } key)
+                yield return new(key, ReadSettingFile(name, value));
+    }
+
+    static string ReadSettingFile(string variable, string? path)
+    {
+        try
+        {
+            return File.ReadAllText(path ?? "").TrimEnd('\r', '\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new OptionsValidationException(variable, typeof(NeracaOptions), [$"{variable}: cannot read '{path}': {e.Message}"]);
+        }
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -1,0 +1,332 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Neraca.Tests.Infrastructure;
+using Npgsql;
+
+namespace Neraca.Tests.Topology;
+
+/// <summary>A process the topology test starts and stops itself (HAProxy, PgBouncer, a Neraca server), with its output
+/// kept for failure messages.</summary>
+public sealed class ManagedProcess : IAsyncDisposable
+{
+    readonly Process _process;
+    readonly StringBuilder _output = new();
+
+    ManagedProcess(Process process, string name)
+    {
+        _process = process;
+        Name = name;
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+    public bool HasExited => _process.HasExited;
+    public int ExitCode => _process.ExitCode;
+
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_output) _output.AppendLine(line);
+    }
+
+    public static ManagedProcess Start(string name, string file, IEnumerable<string> args, IDictionary<string, string>? env = null, string? asUser = null)
+    {
+        var info = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (asUser is not null && ProcessRunner.IsRoot)
+        {
+            info.FileName = "runuser";
+            foreach (var a in new[] { "-u", asUser, "--", file }) info.ArgumentList.Add(a);
+        }
+        else
+        {
+            info.FileName = file;
+        }
+        foreach (var a in args) info.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) info.Environment[k] = v;
+        return new ManagedProcess(Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}"), name);
+    }
+
+    /// <summary>The process itself (runuser execs nothing: its child is the real process, so signal the whole group of children).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        var children = (await ProcessRunner.RunForExitAsync("pgrep", ["-P", _process.Id.ToString(CultureInfo.InvariantCulture)])).Output
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var pid in children.Append(_process.Id.ToString(CultureInfo.InvariantCulture)))
+            await ProcessRunner.RunForExitAsync("kill", ["-" + signal, pid]);
+    }
+
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { return null; }
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
+
+/// <summary>A PostgreSQL primary with a streaming replica made by <c>pg_basebackup -R</c>, both on loopback, with
+/// password (SCRAM) authentication over TCP for everyone but the superuser, and trust on their Unix sockets (what
+/// PgBouncer uses to reach them).</summary>
+public sealed class PostgresCluster : IAsyncDisposable
+{
+    const string User = "postgres";
+    readonly string _bin;
+
+    PostgresCluster(string bin, string root, int primaryPort, int replicaPort)
+    {
+        _bin = bin;
+        Root = root;
+        PrimaryPort = primaryPort;
+        ReplicaPort = replicaPort;
+    }
+
+    public string Root { get; }
+    public int PrimaryPort { get; }
+    public int ReplicaPort { get; }
+    public string PrimarySocketDir => Path.Combine(Root, "primary-sock");
+    public string ReplicaSocketDir => Path.Combine(Root, "replica-sock");
+
+    public string Superuser(int port, string database = "postgres") =>
+        new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = port, Username = User, Database = database, Pooling = false }.ConnectionString;
+
+    public static async Task<PostgresCluster> StartAsync()
+    {
+        var bin = PostgresBin();
+        var root = ProcessRunner.NewTempDirectory("topo-pg");
+        var cluster = new PostgresCluster(bin, root, ProcessRunner.FreePort(), ProcessRunner.FreePort());
+        Directory.CreateDirectory(cluster.PrimarySocketDir);
+        Directory.CreateDirectory(cluster.ReplicaSocketDir);
+        if (ProcessRunner.IsRoot) await ProcessRunner.RunAsync("chown", ["-R", $"{User}:{User}", root]);
+        var primary = Path.Combine(root, "primary");
+        await ProcessRunner.RunAsync(Path.Combine(bin, "initdb"), ["-A", "trust", "-U", User, "-E", "UTF8", "--no-locale", "-D", primary], asUser: User);
+        await File.WriteAllTextAsync(Path.Combine(primary, "pg_hba.conf"), """
+            local all all trust
+            host all postgres 127.0.0.1/32 trust
+            host replication postgres 127.0.0.1/32 trust
+            host all all 127.0.0.1/32 scram-sha-256
+            """);
+        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", primary, "-l", Path.Combine(root, "primary.log"), "-w", "-t", "60", "-o",
+            $"-p {cluster.PrimaryPort} -k {cluster.PrimarySocketDir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c wal_level=replica -c max_wal_senders=4", "start"], asUser: User);
+        var replica = Path.Combine(root, "replica");
+        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_basebackup"), ["-h", "127.0.0.1", "-p", cluster.PrimaryPort.ToString(CultureInfo.InvariantCulture),
+            "-U", User, "-D", replica, "-R", "-X", "stream", "-c", "fast"], asUser: User);
+        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", replica, "-l", Path.Combine(root, "replica.log"), "-w", "-t", "60", "-o",
+            $"-p {cluster.ReplicaPort} -k {cluster.ReplicaSocketDir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c hot_standby=on", "start"], asUser: User);
+        return cluster;
+    }
+
+    static string PostgresBin() =>
+        Directory.GetDirectories("/usr/lib/postgresql").OrderByDescending(d => d, StringComparer.Ordinal).Select(d => Path.Combine(d, "bin"))
+            .First(b => File.Exists(Path.Combine(b, "pg_basebackup")) && File.Exists(Path.Combine(b, "pg_ctl")));
+
+    public async Task ExecuteAsync(int port, string sql, string database = "postgres")
+    {
+        await using var c = new NpgsqlConnection(Superuser(port, database));
+        await c.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, c);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T> ScalarAsync<T>(int port, string sql, string database = "postgres")
+    {
+        await using var c = new NpgsqlConnection(Superuser(port, database));
+        await c.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, c);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Delays the replica's replay on purpose (<c>recovery_min_apply_delay</c>, applied on reload).</summary>
+    public async Task SetReplicaDelayAsync(TimeSpan delay)
+    {
+        await ExecuteAsync(ReplicaPort, $"ALTER SYSTEM SET recovery_min_apply_delay = '{(int)delay.TotalMilliseconds}ms'");
+        await ExecuteAsync(ReplicaPort, "SELECT pg_reload_conf()");
+    }
+
+    /// <summary>Waits until the replica has replayed everything the primary has written so far.</summary>
+    public async Task WaitForReplicaAsync()
+    {
+        var target = await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(PrimaryPort, "SELECT pg_current_wal_lsn()");
+        await Polling.Eventually(async () => await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(ReplicaPort, "SELECT pg_last_wal_replay_lsn()") >= target,
+            "the replica catches up with the primary", TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var dir in new[] { "replica", "primary" })
+            await ProcessRunner.RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", Path.Combine(Root, dir), "-m", "immediate", "-w", "stop"], asUser: User, check: false);
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>PgBouncer (run as the <c>postgres</c> user: it refuses root) in transaction pooling mode.</summary>
+public sealed class PgBouncer : IAsyncDisposable
+{
+    readonly ManagedProcess _process;
+    readonly string _dir;
+
+    PgBouncer(ManagedProcess process, string dir, int port)
+    {
+        _process = process;
+        _dir = dir;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    /// <summary>Starts PgBouncer with the given <c>[databases]</c> lines; <paramref name="auth"/> is the
+    /// authentication part of <c>[pgbouncer]</c> (auth_type and friends).</summary>
+    public static async Task<PgBouncer> StartAsync(IEnumerable<string> databases, string auth)
+    {
+        var dir = ProcessRunner.NewTempDirectory("pgbouncer");
+        var port = ProcessRunner.FreePort();
+        var ini = Path.Combine(dir, "pgbouncer.ini");
+        await File.WriteAllTextAsync(Path.Combine(dir, "userlist.txt"), "\"postgres\" \"\"\n");
+        await File.WriteAllTextAsync(ini, $"""
+            [databases]
+            {string.Join('\n', databases)}
+
+            [pgbouncer]
+            listen_addr = 127.0.0.1
+            listen_port = {port}
+            unix_socket_dir =
+            pool_mode = transaction
+            max_client_conn = 2000
+            default_pool_size = 40
+            ignore_startup_parameters = extra_float_digits
+            auth_file = {dir}/userlist.txt
+            {auth}
+            logfile = {dir}/pgbouncer.log
+            pidfile = {dir}/pgbouncer.pid
+            admin_users = postgres
+            """);
+        if (ProcessRunner.IsRoot) await ProcessRunner.RunAsync("chown", ["-R", "postgres:postgres", dir]);
+        var process = ManagedProcess.Start("pgbouncer", "/usr/sbin/pgbouncer", [ini], asUser: "postgres");
+        var bouncer = new PgBouncer(process, dir, port);
+        await Polling.Eventually(async () => process.HasExited || await ProcessRunner.AcceptsAsync(port), "PgBouncer listens");
+        if (process.HasExited) throw new InvalidOperationException($"pgbouncer exited: {process.Output} {File.ReadAllText(Path.Combine(dir, "pgbouncer.log"))}");
+        return bouncer;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _process.DisposeAsync();
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>HAProxy in front of the api replicas: round robin, an HTTP health check on <c>/health/ready</c> every
+/// 250 ms (two failures take a server out, one success brings it back), failed connections retried on another server.</summary>
+public sealed class HaProxy : IAsyncDisposable
+{
+    readonly ManagedProcess _process;
+
+    HaProxy(ManagedProcess process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public static async Task<HaProxy> StartAsync(IEnumerable<int> backends)
+    {
+        var dir = ProcessRunner.NewTempDirectory("haproxy");
+        var port = ProcessRunner.FreePort();
+        var config = Path.Combine(dir, "haproxy.cfg");
+        await File.WriteAllTextAsync(config, $"""
+            global
+              maxconn 4000
+            defaults
+              mode http
+              timeout connect 1s
+              timeout client 60s
+              timeout server 60s
+              retries 3
+              option redispatch 1
+              retry-on conn-failure empty-response
+            frontend api
+              bind 127.0.0.1:{port}
+              default_backend neraca
+            backend neraca
+              balance roundrobin
+              option httpchk GET /health/ready
+              http-check expect status 200
+              timeout check 2s
+              default-server inter 250ms fall 2 rise 1
+            {string.Join('\n', backends.Select((p, i) => $"  server api{i + 1} 127.0.0.1:{p} check"))}
+
+            """);
+        var process = ManagedProcess.Start("haproxy", "/usr/sbin/haproxy", ["-f", config, "-db"]);
+        await Polling.Eventually(async () => process.HasExited || await ProcessRunner.AcceptsAsync(port), "HAProxy listens");
+        if (process.HasExited) throw new InvalidOperationException($"haproxy exited: {process.Output}");
+        return new HaProxy(process, port);
+    }
+
+    public string Output => _process.Output;
+
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
+}
+
+/// <summary>A Neraca server process on a fixed loopback port, so that it can be stopped and started again behind the
+/// balancer at the same address.</summary>
+public sealed class NeracaProcess(string name, int port, string[] args, IDictionary<string, string> env) : IAsyncDisposable
+{
+    ManagedProcess? _process;
+    readonly StringBuilder _earlier = new();
+
+    public string Name { get; } = name;
+    public int Port { get; } = port;
+
+    /// <summary>The output of every run so far.</summary>
+    public string Output => _earlier + (_process?.Output ?? "");
+
+    public async Task StartAsync()
+    {
+        if (_process is not null) _earlier.Append(_process.Output).AppendLine("--- restarted");
+        _process = ManagedProcess.Start(Name, "dotnet",
+            [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", .. args], env);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
+        await Polling.Eventually(async () => _process.HasExited || await ReadyAsync(http), $"{Name} answers /health/ready",
+            TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(100));
+        if (_process.HasExited) throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}: {_process.Output}");
+    }
+
+    static async Task<bool> ReadyAsync(HttpClient http)
+    {
+        try { return (await http.GetAsync("/health/ready")).IsSuccessStatusCode; }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return false; }
+    }
+
+    /// <summary>What an orchestrator does: SIGTERM (readiness turns false while the server drains), then wait for the
+    /// exit; the exit code.</summary>
+    public async Task<int?> StopAsync()
+    {
+        var process = _process ?? throw new InvalidOperationException("not started");
+        await process.SignalAsync("TERM");
+        return await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is not null) await _process.DisposeAsync();
+    }
+}
