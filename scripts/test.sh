@@ -13,7 +13,7 @@ command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 [ -x /usr/bin/chromium ] || packages+=(chromium)   # the web app's browser tests (headless)
 # The topology and container image tests (tests/Neraca.Tests/Topology).
-for tool in haproxy pgbouncer mmdebstrap buildah podman runc; do command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool"); done
+for tool in haproxy pgbouncer $([ "${NERACA_TEST_IMAGE:-}" = 1 ] && echo mmdebstrap buildah podman runc); do command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool"); done
 
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -15,6 +15,12 @@ public sealed class ContainerImageFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
+        // Building the image (a self-contained publish + a Debian root file system) takes minutes: its own schedule.
+        if (Environment.GetEnvironmentVariable("NERACA_TEST_IMAGE") != "1")
+        {
+            Unavailable = "the container image test runs on its own schedule: NERACA_TEST_IMAGE=1 scripts/test.sh --filter-class 'Neraca.Tests.Topology.ContainerImageTests' (docs/deploy.md)";
+            return;
+        }
         if (!ProcessRunner.IsRoot) { Unavailable = "building an image needs root (mmdebstrap --mode=root, rootful podman)"; return; }
         var missing = new[] { "mmdebstrap", "buildah", "podman", "runc" }.Where(t => !OnPath(t)).ToList();
         if (missing.Count > 0) { Unavailable = $"missing {string.Join(", ", missing)} (scripts/test.sh installs them)"; return; }
