@@ -303,7 +303,7 @@ public sealed class NeracaProcess(string name, int port, string[] args, IDiction
     {
         if (_process is not null) _earlier.Append(_process.Output).AppendLine("--- restarted");
         _process = ManagedProcess.Start(Name, "dotnet",
-            [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", .. args], env);
+            [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true", .. args], env);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
         await Polling.Eventually(async () => _process.HasExited || await ReadyAsync(http), $"{Name} answers /health/ready",
             TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(100));
