@@ -63,6 +63,11 @@ rm -f "$NERACA_TEST_HANG_REPORT"
 passed=$(awk '/^  succeeded:/ {s+=$2} END {print s+0}' "$log")
 failed=$(awk '/^  failed:/ {s+=$2} END {print s+0}' "$log")
 skipped=$(awk '/^  skipped:/ {s+=$2} END {print s+0}' "$log")
+# The failures again, last, where a CI log's tail shows them (not buried under the servers' shutdown logs).
+if grep -q '^failed ' "$log"; then
+  echo "failed tests:"
+  awk '/^failed / { print; getline; getline; print }' "$log" | cut -c1-300
+fi
 rm -f "$log"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -63,12 +63,28 @@ public static class AuthModule
                 OnChallenge = context => { context.HandleResponse(); return ApiKeyAuthenticationHandler.WriteProblemAsync(context.HttpContext, 401, "unauthorized", "Unauthorized", "The bearer token is invalid, expired or revoked."); },
             };
         });
-        builder.Services.AddOptions<JwtBearerOptions>(BuiltInJwtScheme).Configure<SigningKeys>((o, keys) =>
-            o.TokenValidationParameters.IssuerSigningKeyResolver = (_, _, _, _) => keys.Loaded is { } key ? [key] : []);
+        builder.Services.AddOptions<JwtBearerOptions>(BuiltInJwtScheme).Configure<SigningKeys, TimeProvider>((o, keys, time) =>
+        {
+            o.TokenValidationParameters.IssuerSigningKeyResolver = (_, _, _, _) => keys.Loaded is { } key ? [key] : [];
+            o.TokenValidationParameters.LifetimeValidator = LifetimeOn(time);
+        });
         if (auth.Oidc.IsConfigured)
+        {
             authentication.AddJwtBearer(OidcScheme, o => ConfigureOidc(o, auth));
+            builder.Services.AddOptions<JwtBearerOptions>(OidcScheme).Configure<TimeProvider>((o, time) =>
+                o.TokenValidationParameters.LifetimeValidator = LifetimeOn(time));
+        }
         return builder;
     }
+
+    /// <summary>Token lifetimes judged by the server's clock (the one that mints tokens and runs the products), not the
+    /// library's own <c>DateTime.UtcNow</c>: with a test or simulated clock the two would disagree.</summary>
+    static LifetimeValidator LifetimeOn(TimeProvider time) => (notBefore, expires, _, parameters) =>
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        return expires is { } e && now <= e.ToUniversalTime() + parameters.ClockSkew
+            && (notBefore is not { } nb || now >= nb.ToUniversalTime() - parameters.ClockSkew);
+    };
 
     /// <summary>Maps <c>/v1/api-keys</c> and <c>/v1/auth/...</c>.</summary>
     public static IEndpointRouteBuilder MapAuthApi(this IEndpointRouteBuilder app)

@@ -1,13 +1,20 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Neraca.Storage;
 
 namespace Neraca.Hosting;
 
-/// <summary>Turns exceptions into problem+json: bad bodies into 400/413 with a precise code, everything else into a
-/// logged 500 that reveals nothing internal.</summary>
-public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+/// <summary>Turns exceptions into problem+json: bad bodies into 400/413 with a precise code, an unreachable database
+/// into 503 <c>database_unavailable</c> with <c>Retry-After</c>, everything else into a logged 500 that reveals nothing
+/// internal.</summary>
+public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger, TimeProvider clock) : IExceptionHandler
 {
+    // An outage fails every request at once: one error log per window (with the count since the last), not thousands.
+    static readonly TimeSpan OutageLogWindow = TimeSpan.FromSeconds(10);
+    long _outageLoggedAt = long.MinValue;
+    long _outageUnlogged;
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
         if (context.RequestAborted.IsCancellationRequested && exception is OperationCanceledException) return true;
@@ -18,9 +25,10 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             var traceId = System.Diagnostics.Activity.Current?.TraceId.ToString() ?? "";
             LogUnhandled(logger, exception, context.Request.Method, context.Request.Path.Value ?? "", traceId, context.TraceIdentifier);
         }
+        if (code == DatabaseUnavailableException.Code) LogOutage(exception);
 
         context.Response.StatusCode = status;
-        if (status == 503) context.Response.Headers.RetryAfter = "1";
+        if (status == 503) context.Response.Headers.RetryAfter = code == DatabaseUnavailableException.Code ? "3" : "1";
         ProblemDetails problem = errors is null
             ? new ProblemDetails()
             : new HttpValidationProblemDetails(errors);
@@ -49,6 +57,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         if (exception is InvalidCursorException cursor)
             return (400, "invalid_cursor", "Invalid cursor", cursor.Message,
                 new Dictionary<string, string[]> { [cursor.Parameter] = ["Not a cursor this list returned; omit it to start at the beginning."] });
+        if (Database.IsUnavailable(exception))
+            return (503, DatabaseUnavailableException.Code, "Database unavailable",
+                "The database cannot be reached for the moment. Retry shortly with the same Idempotency-Key (or id): a retry never applies a request twice.", null);
         if (exception is OverloadedException overloaded)
             return (503, "overloaded", "Overloaded", overloaded.Message + " Retry after a short pause.", null);
         return (500, "internal_error", "Internal error", "The server failed to handle the request; it has been logged.", null);
@@ -114,6 +125,23 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         : message.Contains("could not be converted", StringComparison.Ordinal) ? "Wrong type or out of range (amounts are integers from 1 to 9223372036854775807)."
         : message.Contains("required properties", StringComparison.Ordinal) ? "A required field is missing."
         : "Invalid value.";
+
+    void LogOutage(Exception exception)
+    {
+        var now = clock.GetTimestamp();
+        var last = Interlocked.Read(ref _outageLoggedAt);
+        if (last != long.MinValue && clock.GetElapsedTime(last, now) < OutageLogWindow
+            || Interlocked.CompareExchange(ref _outageLoggedAt, now, last) != last)
+        {
+            Interlocked.Increment(ref _outageUnlogged);
+            return;
+        }
+        // Route-free, so the error alerts fold an outage that hits every endpoint into one message.
+        LogDatabaseUnavailable(logger, new DatabaseUnavailableException(exception), Interlocked.Exchange(ref _outageUnlogged, 0));
+    }
+
+    [LoggerMessage(2, LogLevel.Error, "The database is unavailable: requests are answered 503 database_unavailable ({Unlogged} more since the last such message)")]
+    static partial void LogDatabaseUnavailable(ILogger logger, Exception exception, long unlogged);
 
     [LoggerMessage(1, LogLevel.Error, "Unhandled exception on {Method} {Path} (trace {TraceId}, request {RequestId})")]
     static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path, string traceId, string requestId);

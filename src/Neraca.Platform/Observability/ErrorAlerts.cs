@@ -46,6 +46,8 @@ public sealed class ErrorAlerts(IOptions<ObservabilityOptions> options, TimeProv
     /// <summary>Records an error logged with an exception. Cheap and non-blocking: it runs on the failing request.</summary>
     public void Record(string category, Exception exception, string? route, string? requestId)
     {
+        // A database outage fails every route at once: one incident, one message.
+        if (exception is Storage.DatabaseUnavailableException) route = null;
         var site = exception.TargetSite is { } method ? $"{method.DeclaringType?.FullName}.{method.Name}" : "unknown";
         var text = exception.Message.Length > ExceptionMessageLengthMax ? exception.Message[..ExceptionMessageLengthMax] + "…" : exception.Message;
         var occurrence = new ErrorOccurrence(category, exception.GetType().FullName ?? exception.GetType().Name, text, site, route,

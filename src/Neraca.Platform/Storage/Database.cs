@@ -262,6 +262,19 @@ public sealed class Database : IAsyncDisposable
         _ => false,
     };
 
+    /// <summary>Whether the database could not do the work at all (down, restarting, failing over, out of connections or
+    /// disk, the connection broken or timed out, SQLite locked past its busy timeout), as opposed to refusing this
+    /// request: the same request may succeed when retried later.</summary>
+    public static bool IsUnavailable(Exception e) => e switch
+    {
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exceptions
+            || pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                or PostgresErrorCodes.TooManyConnections or PostgresErrorCodes.DiskFull or PostgresErrorCodes.ReadOnlySqlTransaction,
+        NpgsqlException => true, // not from the server: the connection failed, broke or timed out
+        SqliteException sq => sq.SqliteErrorCode is 5 /* BUSY */ or 6 /* LOCKED */ or 13 /* FULL */ or 10 /* IOERR */,
+        _ => e.InnerException is { } inner && IsUnavailable(inner),
+    };
+
     /// <summary>Whether the error is a unique-key violation (an insert raced with an identical one).</summary>
     public static bool IsUniqueViolation(Exception e) => e switch
     {
@@ -276,4 +289,12 @@ public sealed class Database : IAsyncDisposable
         if (_postgresRead is not null) await _postgresRead.DisposeAsync();
         if (_sqliteConnectionString is not null) SqliteConnection.ClearAllPools();
     }
+}
+
+/// <summary>What the error log and alerts see when requests fail because the database is unavailable: one type for every
+/// driver error behind it, so an outage is one alert, not one per endpoint and exception.</summary>
+public sealed class DatabaseUnavailableException(Exception inner) : Exception("The database is unavailable: " + inner.Message, inner)
+{
+    /// <summary>The problem code of requests answered while the database is unavailable.</summary>
+    public const string Code = "database_unavailable";
 }

@@ -7,6 +7,7 @@ using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Events;
 
+[Collection(ServerProcesses.Name)]
 public sealed class RelayTests
 {
     /// <summary>Stops a server the way a crash does: no graceful drain, in-flight sends and transactions are cut off.</summary>

@@ -5,6 +5,7 @@ using Neraca.Tests.Ledger;
 
 namespace Neraca.Tests.Hosting;
 
+[Collection(ServerProcesses.Name)]
 public sealed class GracefulShutdownTests
 {
     const int Clients = 24;

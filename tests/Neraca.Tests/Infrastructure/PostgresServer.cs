@@ -47,6 +47,20 @@ public sealed class PostgresServer : IAsyncDisposable
         return ConnectionString(name);
     }
 
+    /// <summary>A PostgreSQL of the test's own (not the shared one), for tests that crash and restart it.</summary>
+    public static Task<PostgresServer> StartOwnAsync() => StartAsync();
+
+    /// <summary>Crashes the server as a power cut would (<c>pg_ctl stop -m immediate</c>): no checkpoint, recovery on start.</summary>
+    public Task CrashAsync() => ProcessRunner.RunAsync(Path.Combine(_binDir, "pg_ctl"),
+        ["-D", Path.Combine(_dataDir, "data"), "-m", "immediate", "-w", "stop"], asUser: "postgres");
+
+    /// <summary>Starts a crashed or stopped server again on its port.</summary>
+    public Task RestartAsync() => ProcessRunner.RunAsync(Path.Combine(_binDir, "pg_ctl"),
+        ["-D", Path.Combine(_dataDir, "data"), "-l", Path.Combine(_dataDir, "log"), "-w", "-t", "60", "-o", Options(Port, _dataDir), "start"], asUser: "postgres");
+
+    static string Options(int port, string dataDir) =>
+        $"-p {port} -k {dataDir} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on";
+
     static async Task<PostgresServer> StartAsync()
     {
         var binDir = FindBinDir();
@@ -56,9 +70,8 @@ public sealed class PostgresServer : IAsyncDisposable
             await ProcessRunner.RunAsync("chown", ["-R", $"{user}:{user}", dataDir]);
         await ProcessRunner.RunAsync(Path.Combine(binDir, "initdb"), ["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "-D", Path.Combine(dataDir, "data")], asUser: user);
         var port = ProcessRunner.FreePort();
-        var options = $"-p {port} -k {dataDir} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on";
         await ProcessRunner.RunAsync(Path.Combine(binDir, "pg_ctl"),
-            ["-D", Path.Combine(dataDir, "data"), "-l", Path.Combine(dataDir, "log"), "-w", "-t", "60", "-o", options, "start"], asUser: user);
+            ["-D", Path.Combine(dataDir, "data"), "-l", Path.Combine(dataDir, "log"), "-w", "-t", "60", "-o", Options(port, dataDir), "start"], asUser: user);
         return new PostgresServer(binDir, dataDir, port);
     }
 

@@ -51,12 +51,13 @@ public sealed class ServerProcess : IAsyncDisposable
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
         try
         {
-            await Polling.Eventually(async () => server._process.HasExited || await ReadyAsync(http), "the server process answers /health/ready");
+            await Polling.Eventually(async () => server._process.HasExited || await ReadyAsync(http), "the server process answers /health/ready", TimeSpan.FromSeconds(60));
         }
-        catch (TimeoutException)
+        catch (TimeoutException e)
         {
             await server.DisposeAsync();
-            throw;
+            var output = server.Output;
+            throw new TimeoutException($"{e.Message} The server's output ended with:\n{output[Math.Max(0, output.Length - 4000)..]}", e);
         }
         if (server._process.HasExited)
             throw new InvalidOperationException($"the server exited with {server._process.ExitCode}: {server.Output}");

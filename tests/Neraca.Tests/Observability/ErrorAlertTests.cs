@@ -128,6 +128,22 @@ public sealed class ErrorAlertTests
     }
 
     [Fact]
+    public void A_database_outage_failing_every_route_is_one_message()
+    {
+        var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var alerts = new ErrorAlerts(Options.Create(new ObservabilityOptions { ErrorAlerts = { WindowSeconds = 10 } }), clock);
+        const string category = "Neraca.Hosting.ProblemExceptionHandler";
+        alerts.Record(category, new Neraca.Storage.DatabaseUnavailableException(Thrown(() => throw new IOException("refused"))), "POST /v1/transfers", "r1");
+        alerts.Record(category, new Neraca.Storage.DatabaseUnavailableException(Thrown(() => throw new TimeoutException("slow"))), "GET /v1/accounts/{id}", "r2");
+        alerts.Record(category, new Neraca.Storage.DatabaseUnavailableException(Thrown(() => throw new IOException("refused"))), "GET /v1/ledgers", "r3");
+
+        clock.Advance(TimeSpan.FromSeconds(10));
+        var message = Assert.Single(alerts.TakeDue());
+        Assert.Equal(3, message.Count);
+        Assert.Null(message.First.Route);
+    }
+
+    [Fact]
     public void Chat_format_follows_the_webhook_host_unless_set()
     {
         Assert.Equal("discord", ErrorAlerts.ResolveFormat("auto", "https://discord.com/api/webhooks/1/x"));

@@ -12,6 +12,7 @@ namespace Neraca.Tests.Payouts;
 
 /// <summary>Issue #13's acceptance run: real PostgreSQL, the sandbox as its own process with 20% failures and 10%
 /// timeouts, an api+worker server and a second worker that is SIGKILLed while it holds jobs.</summary>
+[Collection(ServerProcesses.Name)]
 public sealed class PayoutAcceptanceTests
 {
     const int Payouts = 500;

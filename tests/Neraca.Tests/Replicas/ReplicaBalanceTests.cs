@@ -4,6 +4,7 @@ using Neraca.Tests.Ledger;
 
 namespace Neraca.Tests.Replicas;
 
+[Collection(ServerProcesses.Name)]
 public sealed class ReplicaBalanceTests(ReplicaClusterFixture fixture) : IClassFixture<ReplicaClusterFixture>
 {
     ReplicaCluster Cluster => fixture.Cluster;

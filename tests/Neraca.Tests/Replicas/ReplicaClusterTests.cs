@@ -4,6 +4,7 @@ using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Replicas;
 
+[Collection(ServerProcesses.Name)]
 public sealed class ReplicaClusterTests(ReplicaClusterFixture fixture) : IClassFixture<ReplicaClusterFixture>
 {
     ReplicaCluster Cluster => fixture.Cluster;

@@ -129,6 +129,7 @@ public sealed class TopologyFixture : IAsyncLifetime
     }
 }
 
+[Collection(ServerProcesses.Name)]
 public sealed class TopologyTests(TopologyFixture topology) : IClassFixture<TopologyFixture>
 {
     TopologyFixture T
