@@ -28,7 +28,7 @@ public abstract class EwaPage : WebPage
 
     /// <summary>The value of a handler's success, or null with the problem shown (and the status answered, when
     /// <paramref name="asPageStatus"/>) as the API would have answered it.</summary>
-    internal async Task<T?> CallAsync<T>(Func<Task<IResult>> handler, bool asPageStatus = true) where T : class
+    internal async Task<TValue?> CallAsync<TValue>(Func<Task<IResult>> handler, bool asPageStatus = true) where TValue : class
     {
         IResult result;
         try { result = await handler(); }
@@ -37,7 +37,7 @@ public abstract class EwaPage : WebPage
             Show(new WebProblem("invalid_cursor", T["list.invalid_cursor"]), 400, asPageStatus);
             return null;
         }
-        if (result is IValueHttpResult { Value: T value }) return value;
+        if (result is IValueHttpResult { Value: TValue value }) return value;
         var (problem, status) = ProblemOf(result);
         Show(problem, status, asPageStatus);
         return null;
