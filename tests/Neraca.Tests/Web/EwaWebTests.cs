@@ -105,13 +105,13 @@ public sealed partial class EwaWebTests(EwaWebFixture fixture) : IClassFixture<E
                           const form = document.querySelector('[data-testid=withdraw-preview] form');
                           const send = () => fetch(location.pathname, { method: 'POST', body: new URLSearchParams(new FormData(form)) });
                           const [a, b] = await Promise.all([send(), send()]);
-                          return [new URL(a.url).pathname, new URL(b.url).pathname];
+                          return [a, b].map(r => `${r.status} ${new URL(r.url).pathname}`);
                         }
                         """);
                     Assert.Equal(200, await j.ClickAndWaitAsync("[data-testid=withdraw-confirm]"));
                     var withdrawal = new Uri(j.Page.Url).AbsolutePath;
                     Assert.Matches("^/app/ewa/withdrawals/wd_[0-9a-f]{26}$", withdrawal);
-                    Assert.Equal([withdrawal, withdrawal], resent);
+                    Assert.Equal(["200 " + withdrawal, "200 " + withdrawal], resent);
                     Assert.Equal("Rp 500.000", await j.TextAsync("[data-testid=withdrawal-amount]"));
                     await UntilAsync(j, withdrawal, "[data-testid=withdrawal-status]", "Dibayar", "the withdrawal is paid");
                     await j.ScreenshotAsync("ewa-employee-withdrawal");
@@ -202,6 +202,7 @@ public sealed partial class EwaWebTests(EwaWebFixture fixture) : IClassFixture<E
             Assert.Equal("50", await j.Page.EvaluateExpressionAsync<string>("document.querySelector('#p-max-percent').value"));
             Assert.Equal("15000", await j.Page.EvaluateExpressionAsync<string>("document.querySelector('#p-fee').value"));
 
+            j.ExpectStatus(400);
             await j.Page.EvaluateExpressionAsync("document.querySelector('#p-fee').value = 'lima ribu'");
             Assert.Equal(400, await j.ClickAndWaitAsync("[data-testid=policy-save]"));
             Assert.Equal("validation_failed", await j.TextAsync("[data-testid=problem-code]"));
