@@ -67,6 +67,7 @@ public static class WebModule
             await WebAuth.SignOutUserAsync(context);
             return Results.LocalRedirect("/app/sign-in");
         }).RequireAuthorization(WebPolicies.User).WithMetadata(new RequireAntiforgeryTokenAttribute()).ExcludeFromDescription();
+        Views.Ewa.EwaDownloads.MapEwaWeb(app);
         return app;
     }
 

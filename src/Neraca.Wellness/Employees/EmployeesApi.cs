@@ -55,7 +55,7 @@ internal static class EmployeesApi
     static IResult UnsupportedMedia(string expected) =>
         Problems.Of(415, "unsupported_media_type", "Unsupported media type", $"Send {expected}, or multipart/form-data with the field 'file'.");
 
-    static async Task<IResult> Import(string id, [AsParameters] EwaServices s, JobStore jobs, FieldEncryption encryption, IOptions<WellnessOptions> options,
+    internal static async Task<IResult> Import(string id, [AsParameters] EwaServices s, JobStore jobs, FieldEncryption encryption, IOptions<WellnessOptions> options,
         CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
@@ -90,7 +90,7 @@ internal static class EmployeesApi
         return TypedResults.Accepted($"/v1/ewa/employers/{id}/imports/{importId}", view);
     }
 
-    static async Task<IResult> GetImport(string id, string importId, [AsParameters] EwaServices s, int? limit, string? after, CancellationToken ct)
+    internal static async Task<IResult> GetImport(string id, string importId, [AsParameters] EwaServices s, int? limit, string? after, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;
@@ -100,7 +100,7 @@ internal static class EmployeesApi
         return view is null ? Problems.NotFound("import_not_found", $"No import '{importId}'.") : TypedResults.Ok(view);
     }
 
-    static async Task<IResult> List(string id, [AsParameters] EwaServices s, EmployeeStore store, string? status, int? limit, string? after, CancellationToken ct)
+    internal static async Task<IResult> List(string id, [AsParameters] EwaServices s, EmployeeStore store, string? status, int? limit, string? after, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;
@@ -111,7 +111,7 @@ internal static class EmployeesApi
         return TypedResults.Ok(new Page<EmployeeView>(data, rows.Count > n ? Cursor.Encode(data[^1].EmployeeId) : null));
     }
 
-    static async Task<IResult> Get(string id, string employeeId, [AsParameters] EwaServices s, EmployeeStore store, CancellationToken ct)
+    internal static async Task<IResult> Get(string id, string employeeId, [AsParameters] EwaServices s, EmployeeStore store, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Anyone, ct, employeeId);
         if (problem is not null) return problem;

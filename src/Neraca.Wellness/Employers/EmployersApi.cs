@@ -76,7 +76,7 @@ internal static class EmployersApi
         return TypedResults.Created($"/v1/ewa/employers/{id}", employer.View(now));
     }
 
-    static async Task<IResult> List([AsParameters] EwaServices s, int? limit, string? after, CancellationToken ct)
+    internal static async Task<IResult> List([AsParameters] EwaServices s, int? limit, string? after, CancellationToken ct)
     {
         if (!PageLimits.TryResolve(limit, out var n, out var problem)) return problem!;
         var visible = await s.Access.VisibleEmployersAsync(ct);
@@ -85,13 +85,13 @@ internal static class EmployersApi
         return TypedResults.Ok(new Page<EmployerView>(data, page.Count > n ? Cursor.Encode(data[^1].Id) : null));
     }
 
-    static async Task<IResult> Get(string id, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> Get(string id, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         return problem ?? TypedResults.Ok(employer!.View(s.Now));
     }
 
-    static async Task<IResult> Patch(string id, EmployerRequest body, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> Patch(string id, EmployerRequest body, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Admins, ct);
         if (problem is not null) return problem;
@@ -175,7 +175,7 @@ internal static class EmployersApi
         return r.Outcome == LedgerOutcome.Created ? TypedResults.Created($"/v1/ewa/employers/{id}/funding", response) : TypedResults.Ok(response);
     }
 
-    static async Task<IResult> GetFunding(string id, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> GetFunding(string id, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;

@@ -67,7 +67,7 @@ internal static class ReportsApi
         }
     }
 
-    static async Task<IResult> ListCycles(string id, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> ListCycles(string id, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;
@@ -77,7 +77,7 @@ internal static class ReportsApi
         return TypedResults.Ok(new Page<CycleView>([.. rows.Select(r => r.View())], null));
     }
 
-    static async Task<IResult> GetCycle(string id, string cycle, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> GetCycle(string id, string cycle, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;
@@ -92,7 +92,7 @@ internal static class ReportsApi
         WHERE tenant_id = @tenant AND employer_id = @employer AND (@cycle IS NULL OR cycle = @cycle)
         """;
 
-    static async Task<IResult> Deductions(string id, string cycle, [AsParameters] EwaServices s, string? format, CancellationToken ct)
+    internal static async Task<IResult> Deductions(string id, string cycle, [AsParameters] EwaServices s, string? format, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;
@@ -141,7 +141,7 @@ internal static class ReportsApi
 
     /// <summary>Per cycle whose payday is in [from, to]: withdrawals, fees either side and utilisation (advances per
     /// earned, from the nightly accrual snapshots of salaried staff), in basis points.</summary>
-    static async Task<IResult> Summary(string id, [AsParameters] EwaServices s, string? from, string? to, string? format, CancellationToken ct)
+    internal static async Task<IResult> Summary(string id, [AsParameters] EwaServices s, string? from, string? to, string? format, CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Managers, ct);
         if (problem is not null) return problem;

@@ -25,7 +25,7 @@ internal static class WithdrawalsApi
             ? TypedResults.Ok(new MeView(caller.Subject!, self.EmployerId, self.EmployeeId))
             : EwaProblems.EmployeeNotFound(caller.Subject ?? "(a server key is not an employee)");
 
-    static async Task<IResult> Balance(string id, string employeeId, [AsParameters] EwaServices s, EmployeeStore store, CancellationToken ct)
+    internal static async Task<IResult> Balance(string id, string employeeId, [AsParameters] EwaServices s, EmployeeStore store, CancellationToken ct)
     {
         var (employer, _, problem) = await s.EmployerAsync(id, EwaRoles.Anyone, ct, employeeId);
         if (problem is not null) return problem;
@@ -50,7 +50,7 @@ internal static class WithdrawalsApi
         return outcome.Created ? TypedResults.Accepted(location, w) : TypedResults.Ok(w);
     }
 
-    static async Task<IResult> List(string id, string employeeId, [AsParameters] EwaServices s, string? status, int? limit, string? after, CancellationToken ct)
+    internal static async Task<IResult> List(string id, string employeeId, [AsParameters] EwaServices s, string? status, int? limit, string? after, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Anyone, ct, employeeId);
         if (problem is not null) return problem;
@@ -78,7 +78,7 @@ internal static class WithdrawalsApi
         return TypedResults.Ok(new Page<WithdrawalView>(data, next));
     }
 
-    static async Task<IResult> Get(string id, string employeeId, string withdrawalId, [AsParameters] EwaServices s, CancellationToken ct)
+    internal static async Task<IResult> Get(string id, string employeeId, string withdrawalId, [AsParameters] EwaServices s, CancellationToken ct)
     {
         var (_, _, problem) = await s.EmployerAsync(id, EwaRoles.Anyone, ct, employeeId);
         if (problem is not null) return problem;
