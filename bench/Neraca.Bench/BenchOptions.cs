@@ -31,6 +31,12 @@ public sealed class BenchOptions
     /// <summary>Items the <c>jobs</c> scenario's background job works through. Default 1,000,000.</summary>
     public long JobItems { get; private set; } = 1_000_000;
 
+    /// <summary>Employers of the <c>ewa</c> scenario. Default 1,000.</summary>
+    public int EwaEmployers { get; private set; } = 1_000;
+
+    /// <summary>Salaried employees per employer of the <c>ewa</c> scenario. Default 100.</summary>
+    public int EwaEmployees { get; private set; } = 100;
+
     /// <summary>Accounts the transfers move money between. Default 10,000.</summary>
     public int Accounts { get; private set; } = 10_000;
 
@@ -77,6 +83,9 @@ public sealed class BenchOptions
           --scenario all|uniform,hot,batch,read   scenarios (default all)
                                  jobs: p99 of uniform alone vs while a big chunked job runs (not in all)
           --job-items N          items of the jobs scenario's job (default 1000000)
+                                 ewa: p99 of uniform alone vs while EWA's nightly work runs (not in all)
+          --ewa-employers N      employers of the ewa scenario (default 1000)
+          --ewa-employees N      salaried employees per employer of the ewa scenario (default 100)
           --seconds N            measured seconds per run (default 5)
           --warmup N             warm-up seconds per run (default 3)
           --uniform-clients L    clients of the uniform runs (default 1,8,64,256)
@@ -112,6 +121,8 @@ public sealed class BenchOptions
                 case "--batch-sizes": o.BatchSizes = IntList(name, Value()); break;
                 case "--batch-clients": o.BatchClients = PositiveInt(name, Value()); break;
                 case "--job-items": o.JobItems = PositiveInt(name, Value()); break;
+                case "--ewa-employers": o.EwaEmployers = PositiveInt(name, Value()); break;
+                case "--ewa-employees": o.EwaEmployees = PositiveInt(name, Value()); break;
                 case "--accounts": o.Accounts = Math.Max(2, PositiveInt(name, Value())); break;
                 case "--no-baseline": o.Baseline = false; break;
                 case "--no-neraca": o.Neraca = false; break;
@@ -142,9 +153,9 @@ public sealed class BenchOptions
     static IReadOnlyList<string> ParseScenarios(string text)
     {
         var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (names.Contains("all")) return [.. ScenarioNames.All, .. names.Where(n => n == ScenarioNames.Jobs)];
+        if (names.Contains("all")) return [.. ScenarioNames.All, .. names.Where(n => n is ScenarioNames.Jobs or ScenarioNames.Ewa)];
         foreach (var n in names)
-            if (!ScenarioNames.All.Contains(n) && n != ScenarioNames.Jobs) throw new ArgumentException($"unknown scenario {n}");
+            if (!ScenarioNames.All.Contains(n) && n is not (ScenarioNames.Jobs or ScenarioNames.Ewa)) throw new ArgumentException($"unknown scenario {n}");
         return names;
     }
 
@@ -166,5 +177,7 @@ public static class ScenarioNames
     public const string Read = "read";
     /// <summary>Issue #8's background-job scenario (<see cref="JobsScenario"/>); Neraca only, and not part of <c>all</c>.</summary>
     public const string Jobs = "jobs";
+    /// <summary>Issue #14's earned-wage-access nightly work (<see cref="EwaScenario"/>); Neraca only, and not part of <c>all</c>.</summary>
+    public const string Ewa = "ewa";
     public static readonly IReadOnlyList<string> All = [Uniform, Hot, Batch, Read];
 }

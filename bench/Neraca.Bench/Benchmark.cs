@@ -60,7 +60,8 @@ public static class Benchmark
                     neracaDb = await pg.CreateDatabaseAsync("bench_neraca");
                     var dll = o.ServerDll ?? Path.Combine(root, "src/Neraca.Server/bin/Release/net10.0/Neraca.Server.dll");
                     Log($"starting {dll}");
-                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, o.ServerArgs, o.ServerEnvironment, ct);
+                    string[] args = o.Scenarios.Contains(ScenarioNames.Ewa) ? [.. EwaScenario.ServerArgs, .. o.ServerArgs] : [.. o.ServerArgs];
+                    server = await ServerProcess.StartAsync(dll, neracaDb, o.ApiKey, args, o.ServerEnvironment, ct);
                     neracaUrl = server.BaseAddress;
                 }
             }
@@ -103,6 +104,8 @@ public static class Benchmark
             IReadOnlyList<TargetCheck> jobTargets = [];
             if (o.Scenarios.Contains(ScenarioNames.Jobs) && sides.FirstOrDefault(s => s.Name == Neraca) is { } neracaSide)
                 jobTargets = await JobsScenario.RunAsync(neracaSide, o, $"{prefix}jobs", results, ct);
+            if (o.Scenarios.Contains(ScenarioNames.Ewa) && sides.FirstOrDefault(s => s.Name == Neraca) is { } ewaSide)
+                jobTargets = [.. jobTargets, .. await EwaScenario.RunAsync(ewaSide, o, $"{prefix}ewa", results, ct)];
             var report = Report.Build(o, results, server is not null, await Report.MachineAsync((neracaDb ?? naiveDb)!, root, ct));
             report = report with { Targets = [.. report.Targets, .. jobTargets] };
             Report.Print(report);

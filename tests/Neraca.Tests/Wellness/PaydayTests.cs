@@ -34,13 +34,16 @@ public abstract class PaydayContract(EwaFixture fixture)
         await ewa.Http.PostJsonAsync($"/v1/ewa/employers/{er}/attendance", new object[] { new { employee_id = "h1", date = "2026-03-09", hours = 0 } });
 
         // 23:59 on payday in Jakarta: still the old cycle, payday itself is blackout, nothing closed.
+        // The clock stands still meanwhile: a slow machine must not let the last minute of payday pass.
         fixture.Clock.JumpTo(new DateTimeOffset(2026, 3, 13, 16, 59, 0, TimeSpan.Zero));
+        fixture.Clock.Pause();
         var before = await ewa.BalanceAsync(er, "h1");
         Assert.Equal("2026-03-13", (string)before["cycle"]!["payday"]!);
         Assert.Equal("blackout", (string?)before["blocked_reason"]);
         (await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/cycles/2026-03-13/deductions")).AssertProblem(404, "cycle_not_found");
 
         // Local midnight: the new cycle starts and the nightly work closes the old one.
+        fixture.Clock.Resume();
         fixture.Clock.JumpTo(new DateTimeOffset(2026, 3, 13, 17, 0, 5, TimeSpan.Zero));
         var cycle = await Polling.Eventually(() => ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/cycles/2026-03-13"),
             r => r.Body?["status"]?.ToString() == "closed", "the cycle of payday 2026-03-13 closes");
