@@ -67,6 +67,9 @@ public static class WebModule
             await WebAuth.SignOutUserAsync(context);
             return Results.LocalRedirect("/app/sign-in");
         }).RequireAuthorization(WebPolicies.User).WithMetadata(new RequireAntiforgeryTokenAttribute()).ExcludeFromDescription();
+        // Split-bill and customer views: the preview, receipt and statement-file endpoints beside their pages.
+        Views.Split.SplitEndpoints.MapSplitViews(app);
+        Views.Customer.CustomerEndpoints.MapCustomerViews(app);
         return app;
     }
 
