@@ -113,8 +113,9 @@ public sealed class ReconciliationViewTests(SplitCustomerReconciliationFixture f
             await SplitCustomerReconciliationFixture.SignInUserAsync(j, b);
             await AssertBasicsAsync(j, BudgetBytes, "/app/split", $"/app/split/{b.GroupId}", $"/app/split/{b.GroupId}/expenses/new", "/app/banking",
                 $"/app/banking/accounts/{b.AccountId}", $"/app/banking/accounts/{b.AccountId}/statements");
-            Assert.Contains("Rekening", await SwitchToIndonesianAsync(j), StringComparison.Ordinal);
-            Assert.Contains("Rp 4.920.000", await j.TextAsync("main"), StringComparison.Ordinal);
+            await j.GotoAsync("/app/banking");
+            Assert.Equal("Rekening Anda", await SwitchToIndonesianAsync(j));
+            Assert.Equal("Rp 4.920.000", await j.TextAsync("[data-testid=available]"));
         });
         await using var op = await fixture.JourneyAsync("product-basics-operator");
         await op.RunAsync(async j =>
