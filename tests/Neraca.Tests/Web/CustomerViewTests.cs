@@ -53,7 +53,7 @@ public sealed class CustomerViewTests(SplitCustomerReconciliationFixture fixture
                   const response = await fetch(link.href);
                   const bytes = new Uint8Array(await response.arrayBuffer());
                   return { status: response.status, type: response.headers.get('content-type'), disposition: response.headers.get('content-disposition'),
-                           head: String.fromCharCode(...bytes.slice(0, 5)), tail: String.fromCharCode(...bytes.slice(-6)).trim(), length: bytes.length };
+                           head: String.fromCharCode(...bytes.slice(0, 5)), tail: String.fromCharCode(...bytes.slice(-8)).trim(), length: bytes.length };
                 }
                 """);
             Assert.Equal(200, pdf.GetProperty("status").GetInt32());
