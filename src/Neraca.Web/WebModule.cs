@@ -68,6 +68,9 @@ public static class WebModule
             return Results.LocalRedirect("/app/sign-in");
         }).RequireAuthorization(WebPolicies.User).WithMetadata(new RequireAntiforgeryTokenAttribute()).ExcludeFromDescription();
         Views.Ewa.EwaDownloads.MapEwaWeb(app);
+        // Split-bill and customer views: the preview, receipt and statement-file endpoints beside their pages.
+        Views.Split.SplitEndpoints.MapSplitViews(app);
+        Views.Customer.CustomerEndpoints.MapCustomerViews(app);
         return app;
     }
 
