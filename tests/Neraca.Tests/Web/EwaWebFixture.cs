@@ -32,7 +32,7 @@ public sealed class EwaWebFixture : IAsyncLifetime
     public static readonly DateTimeOffset AfterPayday = new(2026, 3, 13, 17, 0, 5, TimeSpan.Zero);
     public const string Payday = "2026-03-13";
 
-    public EwaClock Clock { get; } = new(Start);
+    public TestClock Clock { get; } = new(Start);
     public NeracaServer Server { get; private set; } = default!;
     public IBrowser Browser { get; private set; } = default!;
     public EwaWebTenant A { get; private set; } = default!;

@@ -1,6 +1,6 @@
 namespace Neraca.Tests.Wellness;
 
-/// <summary>The EWA fixtures' clock (see <see cref="EwaClock"/>'s remarks): an advance whose woken timers run long must
+/// <summary>The EWA fixtures' clock (see <see cref="Infrastructure.TestClock"/>'s remarks): an advance whose woken timers run long must
 /// not pile clock ticks up on blocked threads. With a thread-pool timer following real time every 5 ms, about a hundred
 /// ticks waited on the gate during this half second and the test process starved.</summary>
 public sealed class EwaClockTests
@@ -8,11 +8,11 @@ public sealed class EwaClockTests
     [Fact]
     public void A_long_advance_leaves_at_most_the_pump_waiting()
     {
-        using var clock = new EwaClock(EwaFixture.Start);
+        using var clock = new Infrastructure.TestClock(EwaFixture.Start);
         using var entered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
         // A server timer whose callback runs long inside the advance, as a SQLite-backed sweep does.
-        using var timer = clock.Time.CreateTimer(_ =>
+        using var timer = clock.Fake.CreateTimer(_ =>
         {
             entered.Set();
             release.Wait(TimeSpan.FromSeconds(10));
@@ -31,10 +31,10 @@ public sealed class EwaClockTests
     [Fact]
     public void The_server_timers_call_back_on_the_thread_pool_not_inside_the_jump()
     {
-        using var clock = new EwaClock(EwaFixture.Start);
+        using var clock = new Infrastructure.TestClock(EwaFixture.Start);
         using var fired = new ManualResetEventSlim();
         var on = 0;
-        using var timer = clock.Provider.CreateTimer(_ =>
+        using var timer = clock.Time.CreateTimer(_ =>
         {
             on = Environment.CurrentManagedThreadId;
             fired.Set();
@@ -48,7 +48,7 @@ public sealed class EwaClockTests
     [Fact]
     public void A_paused_clock_stands_still_until_resumed()
     {
-        using var clock = new EwaClock(EwaFixture.Start);
+        using var clock = new Infrastructure.TestClock(EwaFixture.Start);
         clock.Pause();
         var at = clock.UtcNow;
         Thread.Sleep(100);

@@ -16,6 +16,7 @@ namespace Neraca.Tests.Wellness;
 /// withdrawal has ended in exactly one terminal state, nobody was paid twice, the cycle counters equal the withdrawals
 /// and the books balance. The payout provider is the sandbox as its own process (10% invalid accounts: the failure
 /// path's reversals run too).</summary>
+[Collection(ServerProcesses.Name)]
 public sealed class EwaCrashTests
 {
     const int Employees = 16;

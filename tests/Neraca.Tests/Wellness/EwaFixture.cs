@@ -1,118 +1,9 @@
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Time.Testing;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Wellness;
-
-/// <summary>A server clock that starts at a chosen instant and then follows real time (workers and schedulers keep
-/// running); <see cref="JumpTo"/> moves it forward at once, as <see cref="TestClock"/> does, and <see cref="Pause"/>
-/// stops it following (a test that reads "23:59 on payday" must not see the minute pass while the machine is slow).</summary>
-/// <remarks>Real time is followed by one dedicated thread, not a thread-pool timer. <c>FakeTimeProvider.Advance</c> runs
-/// the server's woken timers and delays inline (<c>PeriodicTimer</c> continuations: on SQLite, whose I/O is synchronous,
-/// whole sweeps and job claims run inside it), so an advance can take long; a 5 ms thread-pool timer then queues a tick
-/// every 5 ms that blocks on the gate, the thread pool starves, and every server in the test process stalls for a
-/// minute or more (seen as SQLite-only 60 s hangs and a payday balance read after local midnight).</remarks>
-public sealed class EwaClock : IDisposable
-{
-    static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(5);
-
-    readonly Thread _pump;
-    readonly object _gate = new();
-    readonly CancellationTokenSource _stop = new();
-    long _followedAt = Stopwatch.GetTimestamp();
-    bool _paused;
-
-    public EwaClock(DateTimeOffset start)
-    {
-        Time = new FakeTimeProvider(start);
-        Provider = new PooledTimers(Time);
-        _pump = new Thread(Pump) { IsBackground = true, Name = "EwaClock pump" };
-        _pump.Start();
-    }
-
-    public FakeTimeProvider Time { get; }
-
-    /// <summary>What the server gets: <see cref="Time"/>, with timer callbacks run on the thread pool as real timers run.</summary>
-    public TimeProvider Provider { get; }
-
-    public DateTimeOffset UtcNow => Time.GetUtcNow();
-
-    /// <summary>How many threads wait to advance the clock right now (at most the pump and one test thread).</summary>
-    public int Waiting => Volatile.Read(ref _waiting);
-
-    int _waiting;
-
-    public void JumpTo(DateTimeOffset at)
-    {
-        Interlocked.Increment(ref _waiting);
-        lock (_gate)
-        {
-            Interlocked.Decrement(ref _waiting);
-            var by = at - Time.GetUtcNow();
-            if (by > TimeSpan.Zero) Time.Advance(by);
-            // The jump sets the time: real time spent inside it is not followed on top.
-            _followedAt = Stopwatch.GetTimestamp();
-        }
-    }
-
-    /// <summary>Stops following real time until <see cref="Resume"/> (jumps still move it).</summary>
-    public void Pause()
-    {
-        lock (_gate) _paused = true;
-    }
-
-    public void Resume()
-    {
-        lock (_gate)
-        {
-            _paused = false;
-            _followedAt = Stopwatch.GetTimestamp();
-        }
-    }
-
-    void Pump()
-    {
-        while (!_stop.Token.WaitHandle.WaitOne(Tick))
-        {
-            Interlocked.Increment(ref _waiting);
-            lock (_gate)
-            {
-                Interlocked.Decrement(ref _waiting);
-                var now = Stopwatch.GetTimestamp();
-                var elapsed = Stopwatch.GetElapsedTime(_followedAt, now);
-                _followedAt = now;
-                if (!_paused && elapsed > TimeSpan.Zero) Time.Advance(elapsed);
-            }
-        }
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        if (Thread.CurrentThread != _pump) _pump.Join(TimeSpan.FromSeconds(10));
-        _stop.Dispose();
-    }
-}
-
-/// <summary>A <see cref="FakeTimeProvider"/> whose timers call back on the thread pool, as real timers do, instead of
-/// inline in <c>Advance</c>: a server continuation woken by an advance then never runs on the advancing thread (where
-/// SQLite's synchronous busy wait could hold the whole clock up while the lock holder waits for a later timer).</summary>
-sealed class PooledTimers(FakeTimeProvider inner) : TimeProvider
-{
-    public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
-
-    public override long GetTimestamp() => inner.GetTimestamp();
-
-    public override long TimestampFrequency => inner.TimestampFrequency;
-
-    public override TimeZoneInfo LocalTimeZone => inner.LocalTimeZone;
-
-    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
-        inner.CreateTimer(s => ThreadPool.UnsafeQueueUserWorkItem(x => callback(x), s, preferLocal: false), state, dueTime, period);
-}
 
 /// <summary>One server per test class, its clock starting on Tuesday 2026-03-10 at 10:00 in Jakarta (03:00 UTC), its
 /// jobs polled fast and employers' nightly work not spread, so tests see the nightly close within seconds.</summary>
@@ -123,7 +14,7 @@ public abstract class EwaFixture(StoreKind kind) : IAsyncLifetime
     NeracaServer? _server;
 
     public StoreKind Kind { get; } = kind;
-    public EwaClock Clock { get; } = new(Start);
+    public TestClock Clock { get; } = new(Start);
     public NeracaServer Server => _server ?? throw new InvalidOperationException("fixture not started");
 
     protected virtual string[] ExtraArgs => [];
@@ -131,7 +22,7 @@ public abstract class EwaFixture(StoreKind kind) : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         var database = await TestStores.NewDatabaseAsync(Kind);
-        _server = await NeracaServer.StartAsync(database, Clock.Provider, ["--Wellness:EmployerSpreadSeconds=0", "--Jobs:PollIntervalMs=50",
+        _server = await NeracaServer.StartAsync(database, Clock.Time, ["--Wellness:EmployerSpreadSeconds=0", "--Jobs:PollIntervalMs=50",
             "--Jobs:SchedulerIntervalMs=200", .. ExtraArgs]);
     }
 
