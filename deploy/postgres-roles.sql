@@ -97,7 +97,9 @@ DECLARE
         'banking_holds',            'SELECT, INSERT, UPDATE',
         'banking_payments',         'SELECT, INSERT, UPDATE',
         'banking_limit_usage',      'SELECT, INSERT, UPDATE',
-        'banking_statements',       'SELECT, INSERT, UPDATE'
+        'banking_statements',       'SELECT, INSERT, UPDATE',
+        'banking_withdrawals',      'SELECT, INSERT, UPDATE',
+        'banking_settings',         'SELECT, INSERT, UPDATE'
     ];
 BEGIN
     FOR i IN 1 .. array_length(grants, 1) BY 2 LOOP

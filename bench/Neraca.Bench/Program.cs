@@ -2,6 +2,7 @@ using Neraca.Bench;
 
 if (args is ["cache", .. var cacheArgs]) return await CacheReadBench.RunAsync(cacheArgs, CancellationToken.None);
 if (args is ["reconciliation", .. var reconArgs]) return await ReconciliationScenario.RunAsync(reconArgs, CancellationToken.None);
+if (args is ["banking", .. var bankingArgs]) return await BankingScenario.RunAsync(bankingArgs, CancellationToken.None);
 
 BenchOptions options;
 try

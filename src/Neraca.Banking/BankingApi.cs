@@ -8,6 +8,8 @@ using Neraca.Banking.Audit;
 using Neraca.Banking.Customers;
 using Neraca.Banking.History;
 using Neraca.Banking.Payments;
+using Neraca.Banking.Settings;
+using Neraca.Banking.Withdrawals;
 using Neraca.Banking.Statements;
 using Neraca.Hosting;
 using Neraca.Idempotency;
@@ -19,7 +21,8 @@ namespace Neraca.Banking;
 
 /// <summary>Services every banking handler needs, bundled for <c>[AsParameters]</c>.</summary>
 internal sealed record BankingServices(CurrentCaller Caller, HttpContext Http, Customers.Customers Customers, BankAccounts Accounts, BlocksAndHolds Holds,
-    Payments.Payments Payments, Transactions History, Statements.Statements Statements, AuditLog Audit, IOptions<BankingOptions> Options)
+    Payments.Payments Payments, Transactions History, Statements.Statements Statements, AuditLog Audit, Withdrawals.Withdrawals Withdrawals,
+    TenantSettings Settings, IOptions<BankingOptions> Options)
 {
     /// <summary>The caller as banking and its audit log see it.</summary>
     public BankCaller Who => new(Caller.TenantId, Caller.Subject,
@@ -67,12 +70,19 @@ internal static class BankingApi
         read.MapGet("/payments/{id}", GetPayment).Produces<PaymentResponse>();
         write.MapPost("/payments/{id}/reverse", ReversePayment).Produces<PaymentResponse>();
 
+        write.MapPost("/accounts/{id}/withdrawals", CreateWithdrawal).Produces<WithdrawalResponse>(201).Produces<WithdrawalResponse>();
+        read.MapGet("/accounts/{id}/withdrawals", ListWithdrawals).Produces<Page<WithdrawalResponse>>();
+        read.MapGet("/accounts/{id}/withdrawals/{withdrawal}", GetWithdrawal).Produces<WithdrawalResponse>();
+
         read.MapGet("/accounts/{id}/transactions", ListTransactions).Produces<Page<HistoryItem>>();
 
         write.MapPost("/accounts/{id}/statements", RequestStatement).Produces<StatementResponse>(202).Produces<StatementResponse>();
         read.MapGet("/accounts/{id}/statements", ListStatements).Produces<Page<StatementResponse>>();
         read.MapGet("/accounts/{id}/statements/{sid}", GetStatement).Produces<StatementResponse>().Produces(200, contentType: "application/pdf")
             .Produces(200, contentType: "text/csv").Produces(200, contentType: "application/xml").Produces(304);
+
+        read.MapGet("/banking/settings", GetSettings).Produces<BankingSettingsResponse>();
+        write.MapPatch("/banking/settings", UpdateSettings).Produces<BankingSettingsResponse>();
 
         // Who changed customers, accounts, limits, blocks and holds: operators (server keys with audit:read), never end users.
         app.MapGroup("/v1").WithTags("Banking").RequireAuthorization(Scopes.AuditRead).MapGet("/audit-log", ListAudit).Produces<Page<AuditRecord>>();
@@ -146,7 +156,23 @@ internal static class BankingApi
     static async Task<IResult> ReversePayment(string id, ReversePaymentRequest? body, [AsParameters] BankingServices s, CancellationToken ct) =>
         Respond(s, await s.Payments.ReverseAsync(s.Who, id, body, ct));
 
-    static async Task<IResult> ListTransactions(string id, [AsParameters] BankingServices s, DateTimeOffset? from, DateTimeOffset? to, string? q,
+    static async Task<IResult> CreateWithdrawal(string id, WithdrawalRequest body, [AsParameters] BankingServices s, CancellationToken ct) =>
+        Respond(s, await s.Withdrawals.CreateAsync(s.Who, id, body with { Id = body.Id ?? s.NewId("wd_") }, ct), w => $"/v1/accounts/{id}/withdrawals/{w.Id}");
+
+    static async Task<IResult> ListWithdrawals(string id, [AsParameters] BankingServices s, int? limit, string? after, CancellationToken ct) =>
+        Respond(s, await s.Withdrawals.ListAsync(s.Who, id, limit, after, ct));
+
+    static async Task<IResult> GetWithdrawal(string id, string withdrawal, [AsParameters] BankingServices s, CancellationToken ct) =>
+        Respond(s, await s.Withdrawals.GetAsync(s.Who, id, withdrawal, ct));
+
+    static async Task<IResult> GetSettings([AsParameters] BankingServices s, CancellationToken ct) => Respond(s, await s.Settings.GetAsync(s.Who, ct));
+
+    static async Task<IResult> UpdateSettings(BankingSettingsRequest body, [AsParameters] BankingServices s, CancellationToken ct) =>
+        Respond(s, await s.Settings.UpdateAsync(s.Who, body, ct));
+
+    /// <summary><c>from</c>/<c>to</c>: instants (<c>2026-11-01T00:00:00Z</c>) or dates (<c>2026-11-01</c>, inclusive, in the
+    /// tenant's time zone).</summary>
+    static async Task<IResult> ListTransactions(string id, [AsParameters] BankingServices s, string? from, string? to, string? q,
         long? min_amount, long? max_amount, int? limit, string? after, CancellationToken ct) =>
         Respond(s, await s.History.ListAsync(s.Who, id, new HistoryQuery(from, to, q, min_amount, max_amount, limit, after), ct));
 

@@ -12,6 +12,10 @@ public static class BankingEventTypes
     public static readonly EventType PaymentFailed = new("payment.failed");
     public static readonly EventType PaymentReversed = new("payment.reversed");
     public static readonly EventType StatementReady = new("statement.ready");
+    public static readonly EventType WithdrawalRequested = new("withdrawal.requested");
+    public static readonly EventType WithdrawalSucceeded = new("withdrawal.succeeded");
+    public static readonly EventType WithdrawalFailed = new("withdrawal.failed");
 
-    public static readonly IReadOnlyList<EventType> All = [CustomerCreated, CustomerUpdated, PaymentCompleted, PaymentFailed, PaymentReversed, StatementReady];
+    public static readonly IReadOnlyList<EventType> All = [CustomerCreated, CustomerUpdated, PaymentCompleted, PaymentFailed, PaymentReversed, StatementReady,
+        WithdrawalRequested, WithdrawalSucceeded, WithdrawalFailed];
 }

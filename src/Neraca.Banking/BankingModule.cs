@@ -2,6 +2,8 @@ using Microsoft.Extensions.Options;
 using Neraca.Banking.Accounts;
 using Neraca.Banking.Audit;
 using Neraca.Banking.History;
+using Neraca.Banking.Settings;
+using Neraca.Banking.Withdrawals;
 using Neraca.Jobs;
 using Neraca.Security;
 using Neraca.Storage;
@@ -18,6 +20,8 @@ public static class BankingModule
             .Validate(o => o.Problem() is null, "Banking settings are invalid (time zones, currencies or hold expiry).").ValidateOnStart();
         builder.Services.AddMigrations(typeof(BankingModule).Assembly);
         builder.Services.AddEncryptedColumns(new EncryptedColumns(Customers.Customers.Table, "id", Customers.Customers.EncryptedColumns));
+        builder.Services.AddEncryptedColumns(Withdrawals.Withdrawals.Encrypted);
+        builder.Services.AddSingleton<TenantSettings>();
         builder.Services.AddSingleton<Customers.Customers>();
         builder.Services.AddSingleton<BankAccounts>();
         builder.Services.AddSingleton<BlocksAndHolds>();
@@ -25,10 +29,13 @@ public static class BankingModule
         builder.Services.AddSingleton<Transactions>();
         builder.Services.AddSingleton<Statements.Statements>();
         builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddSingleton<Withdrawals.Withdrawals>();
 
         builder.Services.AddSingleton<IJobHandler, RenderStatementJob>();
         builder.Services.AddSingleton<IJobHandler, MonthlyStatementsJob>();
         builder.Services.AddSingleton<IJobHandler, ExpireHoldsJob>();
+        builder.Services.AddSingleton<IJobHandler, ProcessWithdrawalJob>();
+        builder.Services.AddSingleton<IJobHandler, WithdrawalPayoutDoneJob>();
         builder.Services.AddSingleton(new RecurringJob("banking.expire_holds", ExpireHoldsJob.TypeName, "* * * * *"));
         // Hourly, each tenant at its own minute: the run for a month starts within the hour after the 1st begins in the
         // tenant's time zone (Banking:TimeZone / TenantTimeZones), and runs once.

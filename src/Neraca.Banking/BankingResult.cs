@@ -88,6 +88,8 @@ public static class BankingCodes
     public const string StatementNotReady = "statement_not_ready";
     public const string StatementPeriodOpen = "statement_period_open";
     public const string LedgerCurrencyMismatch = "ledger_currency_mismatch";
+    public const string WithdrawalNotFound = "withdrawal_not_found";
+    public const string WithdrawalExists = "withdrawal_exists_with_different_fields";
 }
 
 /// <summary>Ids the API fills in when the client names none, and the ledger ids derived from banking ids.</summary>

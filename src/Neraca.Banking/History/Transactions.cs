@@ -13,12 +13,17 @@ namespace Neraca.Banking.History;
 public sealed record HistoryItem(string TransferId, string Direction, long Amount, long BalanceAfter, string? Reference, string? Description,
     string? Counterparty, string? Kind, DateTimeOffset PostedAt, DateTimeOffset EffectiveAt);
 
-public sealed record HistoryQuery(DateTimeOffset? From = null, DateTimeOffset? To = null, string? Q = null, long? MinAmount = null, long? MaxAmount = null,
+/// <summary><c>From</c>/<c>To</c>: instants with an offset (<c>2026-11-01T00:00:00+07:00</c>), or dates (<c>2026-11-01</c>): a
+/// date is a whole day in the tenant's time zone, <c>to</c> inclusive, as statement periods are.</summary>
+public sealed record HistoryQuery(string? From = null, string? To = null, string? Q = null, long? MinAmount = null, long? MaxAmount = null,
     int? Limit = null, string? After = null);
+
+/// <summary>The query with its bounds read as instants: [<c>From</c>, <c>To</c>) by posting time.</summary>
+internal sealed record HistoryWindow(DateTimeOffset? From, DateTimeOffset? To);
 
 /// <summary>What a transfer means to each banking account (<c>banking_transactions</c>), and the account history that joins
 /// it to the ledger's entries: a page is one ledger read plus one query of this table, never one query per line.</summary>
-public sealed class Transactions(Database database, SqlDialect dialect, ILedger ledger, BankAccounts accounts)
+public sealed class Transactions(Database database, SqlDialect dialect, ILedger ledger, BankAccounts accounts, Settings.TenantSettings settings)
 {
     public const int QLengthMax = 200;
 
@@ -39,7 +44,11 @@ public sealed class Transactions(Database database, SqlDialect dialect, ILedger 
         if (query.Q is { } q && (q.Trim().Length is 0 or > QLengthMax || q.Any(char.IsControl))) return BankError.Invalid("q", $"1-{QLengthMax} characters.");
         if (query.MinAmount is < 0) return BankError.Invalid("min_amount", "Must be 0 or more.");
         if (query.MaxAmount is < 0) return BankError.Invalid("max_amount", "Must be 0 or more.");
-        if (query.From is { } f && query.To is { } t && t < f) return BankError.Invalid("to", "Must not be before 'from'.");
+        var zone = query.From is not null || query.To is not null ? await settings.ZoneAsync(caller.TenantId, ct) : TimeZoneInfo.Utc;
+        if (!TryBound(query.From, zone, endOfDay: false, out var from)) return BankError.Invalid("from", "An instant (2026-11-01T00:00:00+07:00) or a date (2026-11-01).");
+        if (!TryBound(query.To, zone, endOfDay: true, out var to)) return BankError.Invalid("to", "An instant (2026-11-30T23:59:59+07:00) or a date (2026-11-30).");
+        if (from is { } f && to is { } t && t < f) return BankError.Invalid("to", "Must not be before 'from'.");
+        var window = new HistoryWindow(from, to);
         var reached = await accounts.ReachAsync(caller, accountId, ct);
         if (!reached.Succeeded) return reached.Error!;
         var view = caller.Subject is { } s ? ledger.For(s) : ledger;
@@ -47,13 +56,33 @@ public sealed class Transactions(Database database, SqlDialect dialect, ILedger 
         var after = Cursor.Decode(query.After);
         var searching = query.Q is not null || query.MinAmount is not null || query.MaxAmount is not null;
         if (after is not null && !after.StartsWith(searching ? "s:" : "e:", StringComparison.Ordinal)) throw new InvalidCursorException("after");
-        return searching ? await SearchAsync(caller, view, accountId, query, take, after?[2..], ct) : await WalkAsync(caller, view, accountId, query, take, after?[2..], ct);
+        return searching
+            ? await SearchAsync(caller, view, accountId, query, window, take, after?[2..], ct)
+            : await WalkAsync(caller, view, accountId, window, take, after?[2..], ct);
     }
 
-    async Task<BankResult<Page<HistoryItem>>> WalkAsync(BankCaller caller, ILedger view, string accountId, HistoryQuery query, int take, string? after,
+    /// <summary>A date is midnight in the tenant's zone (the end bound: the next midnight, so the day is included);
+    /// an instant is itself. Empty: no bound.</summary>
+    static bool TryBound(string? text, TimeZoneInfo zone, bool endOfDay, out DateTimeOffset? bound)
+    {
+        bound = null;
+        if (string.IsNullOrEmpty(text)) return true;
+        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day))
+        {
+            if (endOfDay && day == DateOnly.MaxValue) return false;
+            bound = Statements.Statements.Midnight(endOfDay ? day.AddDays(1) : day, zone);
+            return true;
+        }
+        if (!DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+            return false;
+        bound = at;
+        return true;
+    }
+
+    async Task<BankResult<Page<HistoryItem>>> WalkAsync(BankCaller caller, ILedger view, string accountId, HistoryWindow window, int take, string? after,
         CancellationToken ct)
     {
-        var entries = await view.ListEntriesAsync(caller.TenantId, accountId, new EntryQuery(query.From, query.To, take, after), ct);
+        var entries = await view.ListEntriesAsync(caller.TenantId, accountId, new EntryQuery(window.From, window.To, take, after), ct);
         if (!entries.Succeeded) return BankError.FromLedger(entries.Error!);
         var page = entries.Value!;
         var details = await DetailsAsync(caller.TenantId, accountId, page.Data.Select(e => e.TransferId).Distinct(StringComparer.Ordinal).ToArray(), ct);
@@ -66,14 +95,14 @@ public sealed class Transactions(Database database, SqlDialect dialect, ILedger 
         return BankResult<Page<HistoryItem>>.Ok(new(items, page.NextCursor is { } next ? Cursor.Encode("e:" + next) : null));
     }
 
-    async Task<BankResult<Page<HistoryItem>>> SearchAsync(BankCaller caller, ILedger view, string accountId, HistoryQuery query, int take, string? after,
-        CancellationToken ct)
+    async Task<BankResult<Page<HistoryItem>>> SearchAsync(BankCaller caller, ILedger view, string accountId, HistoryQuery query, HistoryWindow window, int take,
+        string? after, CancellationToken ct)
     {
         var (afterAt, afterId) = after is null ? (long.MinValue, "") : BankIds.ParseCursorKey(after);
         var args = new DynamicParameters(new
         {
             tenantId = caller.TenantId, accountId, afterAt, afterId, take = take + 1,
-            fromUs = query.From is { } f ? DbTime.ToMicros(f) : (long?)null, toUs = query.To is { } t ? DbTime.ToMicros(t) : (long?)null,
+            fromUs = window.From is { } f ? DbTime.ToMicros(f) : (long?)null, toUs = window.To is { } t ? DbTime.ToMicros(t) : (long?)null,
             min = query.MinAmount, max = query.MaxAmount,
         });
         var text = "";

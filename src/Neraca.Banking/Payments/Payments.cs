@@ -27,7 +27,7 @@ public sealed record PaymentResponse(string Id, string FromAccount, string ToAcc
 /// payer customer's daily limit, reserved atomically with the payment row (two concurrent payments cannot together pass
 /// it). The ledger transfer id is <c>bank:pay:&lt;id&gt;</c>: a retry neither pays twice nor counts twice.</summary>
 public sealed class Payments(Database database, SqlDialect dialect, ILedger ledger, BankAccounts accounts, BlocksAndHolds blocks,
-    IOptions<BankingOptions> options, TimeProvider clock)
+    Settings.TenantSettings settings, IOptions<BankingOptions> options, TimeProvider clock)
 {
     public const int ReferenceLengthMax = 140;
     public const int DescriptionLengthMax = 500;
@@ -66,14 +66,7 @@ public sealed class Payments(Database database, SqlDialect dialect, ILedger ledg
         var payment = new PaymentResponse(body.Id!, body.FromAccount!, body.ToAccount!, body.Amount!.Value, body.Reference, body.Description, "processing",
             BankIds.PaymentTransfer(body.Id!), null, null, now, null);
         // The payer customer's limit for the day in the tenant's time zone; none for a top-up from a tenant account.
-        (string Customer, string Day, long Limit)? limit = null;
-        if (from is not null)
-        {
-            var currency = options.Value.Currencies.GetValueOrDefault(from.Currency);
-            var daily = from.CustomerKyc == "full" ? currency?.DailyLimitFull : currency?.DailyLimitBasic;
-            if (daily is { } l)
-                limit = (from.CustomerId, TimeZoneInfo.ConvertTime(now, options.Value.ZoneOf(caller.TenantId)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), l);
-        }
+        var limit = from is null ? null : await DailyLimitAsync(caller.TenantId, from, now, ct);
         await using (var connection = await database.OpenAsync(ct))
         {
             await using var tx = await dialect.BeginWriteAsync(connection, ct);
@@ -94,9 +87,27 @@ public sealed class Payments(Database database, SqlDialect dialect, ILedger ledg
         return await TransferAsync(caller, payment, limit is not null, ct);
     }
 
+    /// <summary>The daily limit that money out of <paramref name="from"/> counts against: its customer's, by KYC level and
+    /// currency, for the day of <paramref name="now"/> in the tenant's time zone (payments and withdrawals share it).</summary>
+    internal async Task<(string Customer, string Day, long Limit)?> DailyLimitAsync(string tenantId, BankAccount from, DateTimeOffset now, CancellationToken ct)
+    {
+        var currency = options.Value.Currencies.GetValueOrDefault(from.Currency);
+        var daily = from.CustomerKyc == "full" ? currency?.DailyLimitFull : currency?.DailyLimitBasic;
+        if (daily is not { } l) return null;
+        return (from.CustomerId, TimeZoneInfo.ConvertTime(now, await settings.ZoneAsync(tenantId, ct)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), l);
+    }
+
+    /// <summary>Gives back what a payment or withdrawal that moved nothing had counted against its day.</summary>
+    internal static Task ReleaseLimitAsync(DbConnection connection, DbTransaction tx, string tenantId, string customer, string day, long amount,
+        CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE banking_limit_usage SET used = used - @amount WHERE tenant_id = @tenantId AND customer_id = @customer AND day = @day",
+            new { tenantId, customer, day, amount }, tx, cancellationToken: ct));
+
     /// <summary>Counts the amount against the day's usage if it fits under the limit, in the payment's transaction: the
-    /// conditional UPDATE is atomic on both stores (a row lock on PostgreSQL, the write lock on SQLite).</summary>
-    static async Task<BankError?> ReserveLimitAsync(DbConnection connection, DbTransaction tx, string tenantId, (string Customer, string Day, long Limit) lim,
+    /// conditional UPDATE is atomic on both stores (a row lock on PostgreSQL, the write lock on SQLite). On refusal the
+    /// transaction is rolled back.</summary>
+    internal static async Task<BankError?> ReserveLimitAsync(DbConnection connection, DbTransaction tx, string tenantId, (string Customer, string Day, long Limit) lim,
         long amount, CancellationToken ct)
     {
         var key = new { tenantId, customer = lim.Customer, day = lim.Day, amount, limit = lim.Limit };

@@ -22,7 +22,7 @@ public sealed record StatementFile(string Format, string MediaType, string Sha25
 /// <summary>A statement: <c>pending</c> until the job has rendered every format, then <c>ready</c> and never changed.</summary>
 public sealed record StatementResponse(string Id, string Account, DateOnly From, DateOnly To, string Status, string Currency, long? OpeningBalance,
     long? ClosingBalance, long? TotalCredits, long? TotalDebits, long? EntryCount, IReadOnlyList<StatementFile> Files, DateTimeOffset CreatedAt,
-    DateTimeOffset? ReadyAt);
+    DateTimeOffset? ReadyAt, string? TimeZone);
 
 /// <summary>A stored file of a statement, streamed in chunks.</summary>
 public sealed record StoredFile(string StatementId, string Format, string Sha256, long SizeBytes, int Chunks);
@@ -32,7 +32,7 @@ public sealed record StoredFile(string StatementId, string Format, string Sha256
 /// checked (opening + credits - debits = closing, and every running balance follows from the one before), stored with
 /// the SHA-256 of each file, and from then on only served: the same bytes, a strong ETag, immutable caching.</summary>
 public sealed class Statements(Database database, SqlDialect dialect, ILedger ledger, BankAccounts accounts, Transactions transactions,
-    Customers.Customers customers, JobStore jobs, IOptions<BankingOptions> options, TimeProvider clock)
+    Customers.Customers customers, Settings.TenantSettings settings, JobStore jobs, IOptions<BankingOptions> options, TimeProvider clock)
 {
     public const string JobType = "banking.statement";
     public const int ChunkBytes = 1024 * 1024;
@@ -54,28 +54,30 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
         if (to.DayNumber - from.DayNumber + 1 > options.Value.StatementDaysMax) return BankError.Invalid("to", $"A statement covers at most {options.Value.StatementDaysMax} days.");
         var reached = await accounts.ReachAsync(caller, accountId, ct);
         if (!reached.Succeeded) return reached.Error!;
-        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(clock.GetUtcNow(), options.Value.ZoneOf(caller.TenantId)).DateTime);
+        var zone = await settings.ZoneAsync(caller.TenantId, ct);
+        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(clock.GetUtcNow(), zone).DateTime);
         if (to >= today)
             return BankError.Unprocessable(BankingCodes.StatementPeriodOpen, $"A statement is issued once its last day is over: 'to' must be before {today:yyyy-MM-dd}.");
         var id = IdFor(caller.TenantId, accountId, from, to);
         await using var connection = await database.OpenAsync(ct);
-        var created = await EnsureAsync(connection, null, caller.TenantId, reached.Value!, id, from, to, ct);
+        var created = await EnsureAsync(connection, null, caller.TenantId, reached.Value!, id, from, to, zone.Id, ct);
         var statement = (await GetAsync(caller.TenantId, id, ct))!;
         return created ? BankResult<StatementResponse>.Created(statement) : BankResult<StatementResponse>.Ok(statement);
     }
 
     /// <summary>Inserts the statement and enqueues its rendering (keyed by the statement id: once), in the caller's transaction.</summary>
     async Task<bool> EnsureAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? outer, string tenantId, BankAccount account,
-        string id, DateOnly from, DateOnly to, CancellationToken ct)
+        string id, DateOnly from, DateOnly to, string zoneId, CancellationToken ct)
     {
         var tx = outer ?? await dialect.BeginWriteAsync(connection, ct);
         try
         {
             var scale = options.Value.Currencies.GetValueOrDefault(account.Currency)?.Scale ?? 2;
             var inserted = await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO banking_statements (tenant_id, id, account_id, period_from, period_to, status, currency, scale, created_at_us)
-                VALUES (@tenantId, @id, @accountId, @from, @to, 'pending', @currency, @scale, @nowUs) ON CONFLICT DO NOTHING
-                """, new { tenantId, id, accountId = account.Id, from = Day(from), to = Day(to), currency = account.Currency, scale, nowUs = DbTime.ToMicros(clock.GetUtcNow()) },
+                INSERT INTO banking_statements (tenant_id, id, account_id, period_from, period_to, status, currency, scale, created_at_us, time_zone)
+                VALUES (@tenantId, @id, @accountId, @from, @to, 'pending', @currency, @scale, @nowUs, @zoneId) ON CONFLICT DO NOTHING
+                """, new { tenantId, id, accountId = account.Id, from = Day(from), to = Day(to), currency = account.Currency, scale, nowUs = DbTime.ToMicros(clock.GetUtcNow()),
+                zoneId },
                 tx, cancellationToken: ct));
             if (inserted == 1)
                 await jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, JobType, JsonSerializer.Serialize(new { statement = id }), Key: id), ct);
@@ -116,7 +118,7 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
         return BankResult<Page<StatementResponse>>.Ok(new(rows.Select(r => r.ToResponse(files[r.id].ToList())).ToList(), more ? Cursor.Encode(rows[^1].id) : null));
     }
 
-    const string Columns = "id, account_id, period_from, period_to, status, currency, scale, opening_balance, closing_balance, credits, debits, entry_count, created_at_us, ready_at_us";
+    const string Columns = "id, account_id, period_from, period_to, status, currency, scale, opening_balance, closing_balance, credits, debits, entry_count, created_at_us, ready_at_us, time_zone";
 
     public async Task<StatementResponse?> GetAsync(string tenantId, string id, CancellationToken ct)
     {
@@ -165,7 +167,8 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
         var s = await GetAsync(tenantId, id, ct) ?? throw new PermanentJobFailureException($"No statement '{id}'.");
         if (s.Status == "ready") return;
         var account = await accounts.FindAsync(tenantId, s.Account, ct) ?? throw new PermanentJobFailureException($"No account '{s.Account}'.");
-        var zone = options.Value.ZoneOf(tenantId);
+        // The zone the statement was requested in (statements from before 0701 have none: the tenant's, as then).
+        var zone = s.TimeZone is { } zoneId ? TimeZoneInfo.FindSystemTimeZoneById(zoneId) : await settings.ZoneAsync(tenantId, ct);
         var start = Midnight(s.From, zone);
         var end = Midnight(s.To.AddDays(1), zone);
         var opening = await BalanceAsync(tenantId, s.Account, start.AddTicks(-10), ct);
@@ -288,7 +291,7 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
     public async Task RunMonthlyAsync(JobExecution job, CancellationToken ct)
     {
         var tenantId = job.TenantId;
-        var zone = options.Value.ZoneOf(tenantId);
+        var zone = await settings.ZoneAsync(tenantId, ct);
         var local = TimeZoneInfo.ConvertTime(clock.GetUtcNow(), zone);
         var thisMonth = new DateOnly(local.Year, local.Month, 1);
         var from = thisMonth.AddMonths(-1);
@@ -311,7 +314,7 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
             var found = rows.Count == 0 ? [] : await accounts.FindManyAsync(tenantId, rows.ToArray(), token);
             foreach (var accountId in rows)
                 if (found.TryGetValue(accountId, out var account))
-                    await EnsureAsync(chunk.Connection, chunk.Transaction, tenantId, account, IdFor(tenantId, accountId, from, to), from, to, token);
+                    await EnsureAsync(chunk.Connection, chunk.Transaction, tenantId, account, IdFor(tenantId, accountId, from, to), from, to, zone.Id, token);
             var done = rows.Count < chunk.ChunkSize;
             if (done)
                 await chunk.Connection.ExecuteAsync(new CommandDefinition(
@@ -337,10 +340,11 @@ public sealed class Statements(Database database, SqlDialect dialect, ILedger le
         public long? entry_count { get; set; }
         public long created_at_us { get; set; }
         public long? ready_at_us { get; set; }
+        public string? time_zone { get; set; }
 
         public StatementResponse ToResponse(IReadOnlyList<StatementFile> files) => new(id, account_id,
             DateOnly.ParseExact(period_from, "yyyy-MM-dd", CultureInfo.InvariantCulture), DateOnly.ParseExact(period_to, "yyyy-MM-dd", CultureInfo.InvariantCulture),
             status, currency, opening_balance, closing_balance, credits, debits, entry_count, files, DbTime.FromMicros(created_at_us),
-            ready_at_us is { } r ? DbTime.FromMicros(r) : null);
+            ready_at_us is { } r ? DbTime.FromMicros(r) : null, time_zone);
     }
 }

@@ -108,11 +108,21 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
             destination_masked = $"{destination.Type}:{destination.Code}:{Masking.Tail(destination.AccountNumber)}",
             created_at_us = nowUs, updated_at_us = nowUs,
         };
-        await connection.ExecuteAsync(new CommandDefinition($"""
-            INSERT INTO ewa_withdrawals ({WithdrawalRow.Columns})
-            VALUES (@tenant_id, @id, @employer_id, @employee_id, @cycle, @amount, @fee, @fee_payer, @status, @destination_enc, @destination_masked,
-                    @payout_id, @failure_code, @created_at_us, @updated_at_us)
-            """, wd, tx, cancellationToken: ct));
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition($"""
+                INSERT INTO ewa_withdrawals ({WithdrawalRow.Columns})
+                VALUES (@tenant_id, @id, @employer_id, @employee_id, @cycle, @amount, @fee, @fee_payer, @status, @destination_enc, @destination_masked,
+                        @payout_id, @failure_code, @created_at_us, @updated_at_us)
+                """, wd, tx, cancellationToken: ct));
+        }
+        catch (Exception e) when (Database.IsUniqueViolation(e))
+        {
+            // The same id raced in past the check above and committed first: undo this reservation, answer with that one.
+            await tx.RollbackAsync(CancellationToken.None);
+            await using var again = await database.OpenAsync(ct);
+            return new WithdrawalOutcome((await WithdrawalRow.GetAsync(again, null, tenantId, id, ct))!.View(), false, null);
+        }
         await EventLog.AppendAsync(connection, tx, tenantId, null, Event(EwaEventTypes.WithdrawalRequested, wd), nowUs, ct);
         var inline = options.Value.ProcessWithdrawalsInline;
         await Jobs.EnqueueAsync(connection, tx, new JobRequest(tenantId, ProcessJobType, Payload(id), Key: id,

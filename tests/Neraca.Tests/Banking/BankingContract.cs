@@ -12,18 +12,8 @@ using UglyToad.PdfPig;
 namespace Neraca.Tests.Banking;
 
 /// <summary>Issue #16, the banking product, on both stores (the classes at the end).</summary>
-public abstract class BankingContract(ServerFixture fixture)
+public abstract partial class BankingContract(ServerFixture fixture) : BankingTests(fixture)
 {
-    protected NeracaServer Server => fixture.Server;
-
-    Task<BankingWorld> WorldAsync() => BankingWorld.StartAsync(Server);
-
-    async Task<List<IDictionary<string, object?>>> RawAsync(string sql, object args)
-    {
-        await using var c = await Server.Services.GetRequiredService<Database>().OpenAsync(CancellationToken.None);
-        return (await c.QueryAsync(sql, args)).Cast<IDictionary<string, object?>>().ToList();
-    }
-
     // ---------------- customers ----------------
 
     [Fact]
@@ -109,8 +99,7 @@ public abstract class BankingContract(ServerFixture fixture)
         Assert.True((int)big.Response.StatusCode is 400 or 413, big.Response.StatusCode.ToString());
 
         // Another tenant's account answers as if it did not exist.
-        await w.CustomerAsync("cus_only");
-        await w.AccountAsync("cus_only", "acc_only");
+        await w.WalletAsync("cus_only", "acc_only");
         var other = await WorldAsync();
         (await other.Http.GetJsonAsync("/v1/accounts/acc_only/summary")).AssertProblem(404, "account_not_found");
         (await other.Http.GetJsonAsync("/v1/accounts/acc_only/transactions")).AssertProblem(404, "account_not_found");
@@ -135,9 +124,7 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Daily_limit_by_kyc_level_names_the_limit_and_what_is_left()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_b");
-        await w.AccountAsync("cus_b", "acc_b");
-        await w.TopUpAsync("acc_b", 500_000_000);
+        await w.WalletAsync("cus_b", "acc_b", 500_000_000);
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("p1", "acc_b", "acc_house", 150_000_000)).Response.StatusCode);
         var over = await w.PayAsync("p2", "acc_b", "acc_house", 60_000_000);
         over.AssertProblem(422, "limit_exceeded");
@@ -153,9 +140,7 @@ public abstract class BankingContract(ServerFixture fixture)
         (await w.PayAsync("p4", "acc_b", "acc_house", 1)).AssertProblem(422, "limit_exceeded");
 
         // A full-KYC customer has the higher limit; a failed payment (no funds) uses none of it.
-        await w.CustomerAsync("cus_c", kyc: "full");
-        await w.AccountAsync("cus_c", "acc_c");
-        await w.TopUpAsync("acc_c", 300_000_000);
+        await w.WalletAsync("cus_c", "acc_c", 300_000_000, kyc: "full");
         (await w.PayAsync("c0", "acc_c", "acc_house", 400_000_000)).AssertProblem(422, "insufficient_funds");
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("c1", "acc_c", "acc_house", 300_000_000)).Response.StatusCode);
         (await w.PayAsync("c0", "acc_c", "acc_house", 400_000_000)).AssertProblem(422, "insufficient_funds");
@@ -165,9 +150,7 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Concurrent_payments_never_exceed_the_daily_limit_together()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_d");
-        await w.AccountAsync("cus_d", "acc_d");
-        await w.TopUpAsync("acc_d", 1_000_000_000);
+        await w.WalletAsync("cus_d", "acc_d", 1_000_000_000);
         var results = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => w.PayAsync($"d{i}", "acc_d", "acc_house", 50_000_000)));
         Assert.Equal(4, results.Count(r => r.Response.StatusCode == HttpStatusCode.Created));
         Assert.All(results.Where(r => r.Response.StatusCode != HttpStatusCode.Created), r => r.AssertProblem(422, "limit_exceeded"));
@@ -182,9 +165,7 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Blocked_frozen_and_closed_accounts_refuse_payments_and_closing_needs_a_zero_balance()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_e");
-        await w.AccountAsync("cus_e", "acc_e");
-        await w.TopUpAsync("acc_e", 10_000);
+        await w.WalletAsync("cus_e", "acc_e", 10_000);
         var block = await w.Http.PostJsonAsync("/v1/accounts/acc_e/blocks", new { id = "b1", type = "debit", reason = "fraud review" });
         Assert.Equal(HttpStatusCode.Created, block.Response.StatusCode);
         var refused = await w.PayAsync("e1", "acc_e", "acc_house", 100);
@@ -221,9 +202,7 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Hold_reduces_available_and_a_partial_capture_releases_the_rest()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_f");
-        await w.AccountAsync("cus_f", "acc_f");
-        await w.TopUpAsync("acc_f", 10_000);
+        await w.WalletAsync("cus_f", "acc_f", 10_000);
         var hold = await w.Http.PostJsonAsync("/v1/accounts/acc_f/holds", new { id = "h1", amount = 4_000, reason = "Hotel deposit" });
         Assert.Equal(HttpStatusCode.Created, hold.Response.StatusCode);
         var s = await w.SummaryAsync("acc_f");
@@ -262,15 +241,13 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Expired_hold_is_released_and_marked_expired()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_g");
-        await w.AccountAsync("cus_g", "acc_g");
-        await w.TopUpAsync("acc_g", 5_000);
-        var expires = fixture.Clock.UtcNow.AddSeconds(5).ToString("O", CultureInfo.InvariantCulture);
+        await w.WalletAsync("cus_g", "acc_g", 5_000);
+        var expires = Fixture.Clock.UtcNow.AddSeconds(5).ToString("O", CultureInfo.InvariantCulture);
         Assert.Equal(HttpStatusCode.Created, (await w.Http.PostJsonAsync("/v1/accounts/acc_g/holds", new { id = "hx", amount = 3_000, reason = "Rental", expires_at = expires })).Response.StatusCode);
         Assert.Equal(2_000L, (long)(await w.SummaryAsync("acc_g"))["available"]!);
         // Past the expiry (a short jump: end-user tokens minted later are checked against the real clock). The ledger's
         // timeout voids the transfer; the job (enqueued here instead of waiting for its minute) marks the hold.
-        fixture.Clock.Jump(TimeSpan.FromSeconds(10));
+        Fixture.Clock.Jump(TimeSpan.FromSeconds(10));
         await Server.Services.GetRequiredService<Neraca.Jobs.JobStore>().EnqueueAsync(
             new Neraca.Jobs.JobRequest("default", "banking.expire_holds", Key: "expire-" + w.Tenant.Id), CancellationToken.None);
         var hold = await Polling.Eventually(async () => (await w.Http.GetJsonAsync("/v1/accounts/acc_g/holds/hx")).Body!, h => (string?)h["status"] == "expired",
@@ -288,15 +265,13 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task History_has_running_balances_counterparties_and_full_text_search()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_h", kyc: "full");
-        await w.AccountAsync("cus_h", "acc_h");
-        await w.TopUpAsync("acc_h", 1_000_000, id: "top-h");
+        await w.WalletAsync("cus_h", "acc_h", 1_000_000, kyc: "full");
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("h1", "acc_h", "acc_house", 45_000, "INV-2026-001", "Coffee at Kopi Kenangan")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("h2", "acc_h", "acc_house", 250_000, "PLN-778812", "Electricity bill PLN")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("h3", "acc_h", "acc_house", 30_000, "INV-2026-002", "Kopi again")).Response.StatusCode);
 
         var all = (await w.Http.GetJsonAsync("/v1/accounts/acc_h/transactions")).Body!["data"]!.AsArray();
-        Assert.Equal(["bank:pay:top-h", "bank:pay:h1", "bank:pay:h2", "bank:pay:h3"], all.Select(i => (string)i!["transfer_id"]!));
+        Assert.Equal(["bank:pay:top-acc_h", "bank:pay:h1", "bank:pay:h2", "bank:pay:h3"], all.Select(i => (string)i!["transfer_id"]!));
         Assert.Equal([1_000_000L, 955_000L, 705_000L, 675_000L], all.Select(i => (long)i!["balance_after"]!));
         Assert.Equal(["credit", "debit", "debit", "debit"], all.Select(i => (string)i!["direction"]!));
         Assert.Equal("acc_house", (string?)all[1]!["counterparty"]);
@@ -339,9 +314,7 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task An_end_user_reaches_only_its_own_customer_and_accounts()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_i");
-        await w.AccountAsync("cus_i", "acc_i");
-        await w.TopUpAsync("acc_i", 10_000);
+        await w.WalletAsync("cus_i", "acc_i", 10_000);
         var me = await w.EndUserAsync("cus_i");
         Assert.Equal(HttpStatusCode.OK, (await me.GetJsonAsync("/v1/customers/cus_i")).Response.StatusCode);
         (await me.GetJsonAsync("/v1/customers/cus_house")).AssertProblem(404, "customer_not_found");
@@ -363,13 +336,11 @@ public abstract class BankingContract(ServerFixture fixture)
     public async Task Summary_at_a_past_moment_gives_the_balances_as_they_stood()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_j");
-        await w.AccountAsync("cus_j", "acc_j");
-        await w.TopUpAsync("acc_j", 10_000);
+        await w.WalletAsync("cus_j", "acc_j", 10_000);
         await w.Http.PostJsonAsync("/v1/accounts/acc_j/holds", new { id = "hj", amount = 3_000, reason = "x" });
-        fixture.Clock.Jump(TimeSpan.FromSeconds(1));
-        var then = fixture.Clock.UtcNow.ToString("O", CultureInfo.InvariantCulture);
-        fixture.Clock.Jump(TimeSpan.FromSeconds(1));
+        Fixture.Clock.Jump(TimeSpan.FromSeconds(1));
+        var then = Fixture.Clock.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        Fixture.Clock.Jump(TimeSpan.FromSeconds(1));
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("j1", "acc_j", "acc_house", 5_000)).Response.StatusCode);
         await w.Http.PostJsonAsync("/v1/accounts/acc_j/holds/hj/release", new { });
 
@@ -396,29 +367,17 @@ public abstract class BankingContract(ServerFixture fixture)
 
 /// <summary>Statements need closed days: these tests jump their server's clock by days, so they have servers of their own
 /// (end-user tokens of the other tests would not be valid yet against the real clock).</summary>
-public abstract class BankingStatementContract(ServerFixture fixture)
+public abstract partial class BankingStatementContract(ServerFixture fixture) : BankingTests(fixture)
 {
-    protected NeracaServer Server => fixture.Server;
-
-    Task<BankingWorld> WorldAsync() => BankingWorld.StartAsync(Server);
-
-    async Task<List<IDictionary<string, object?>>> RawAsync(string sql, object args)
-    {
-        await using var c = await Server.Services.GetRequiredService<Database>().OpenAsync(CancellationToken.None);
-        return (await c.QueryAsync(sql, args)).Cast<IDictionary<string, object?>>().ToList();
-    }
-
     // ---------------- statements ----------------
 
     [Fact]
     public async Task Statement_with_reversals_and_holds_balances_is_immutable_and_cache_friendly()
     {
         var w = await WorldAsync();
-        await w.CustomerAsync("cus_k", kyc: "full", name: "Kartika Sari");
-        await w.AccountAsync("cus_k", "acc_k");
+        await w.WalletAsync("cus_k", "acc_k", 1_000_000, kyc: "full", name: "Kartika Sari");
         var zone = TimeZoneInfo.FindSystemTimeZoneById("Asia/Jakarta");
-        var day = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(fixture.Clock.UtcNow, zone).DateTime);
-        await w.TopUpAsync("acc_k", 1_000_000, id: "top-k");
+        var day = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(Fixture.Clock.UtcNow, zone).DateTime);
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("k1", "acc_k", "acc_house", 120_000, "INV-1", "Groceries")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await w.PayAsync("k2", "acc_k", "acc_house", 80_000, "INV-2", "Books")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await w.Http.PostJsonAsync("/v1/payments/k2/reverse", new { })).Response.StatusCode);
@@ -428,7 +387,7 @@ public abstract class BankingStatementContract(ServerFixture fixture)
         await w.Http.PostJsonAsync("/v1/accounts/acc_k/holds/hk2/release", new { });
 
         (await w.Http.PostJsonAsync("/v1/accounts/acc_k/statements", new { from = day.AddDays(-1), to = day.AddDays(1) })).AssertProblem(422, "statement_period_open");
-        fixture.Clock.Jump(TimeSpan.FromDays(2));
+        Fixture.Clock.Jump(TimeSpan.FromDays(2));
         var requested = await w.Http.PostJsonAsync("/v1/accounts/acc_k/statements", new { from = day.AddDays(-1), to = day.AddDays(1) });
         Assert.Equal(HttpStatusCode.Accepted, requested.Response.StatusCode);
         var id = (string)requested.Body!["id"]!;
@@ -463,7 +422,7 @@ public abstract class BankingStatementContract(ServerFixture fixture)
             Assert.Equal(csvBytes, await (await w.Http.SendAsync(byAccept)).Content.ReadAsByteArrayAsync());
         }
         var rows = Encoding.UTF8.GetString(csvBytes).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(l => l.Split(',')).ToList();
-        Assert.Equal(["bank:pay:top-k", "bank:pay:k1", "bank:pay:k2", "bank:rev:k2", "bank:hold:hk1"], rows.Select(r => r[2]));
+        Assert.Equal(["bank:pay:top-acc_k", "bank:pay:k1", "bank:pay:k2", "bank:rev:k2", "bank:hold:hk1"], rows.Select(r => r[2]));
         Assert.Equal(["10000.00", "8800.00", "8000.00", "8800.00", "8500.00"], rows.Select(r => r[5]));
 
         // The PDF as a person reads it: every CSV line's amounts and balance, the totals and the masked holder.

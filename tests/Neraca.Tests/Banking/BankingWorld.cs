@@ -1,9 +1,34 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
+using Dapper;
+using Microsoft.Extensions.DependencyInjection;
+using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
 
 namespace Neraca.Tests.Banking;
+
+/// <summary>What every banking contract class has: its server (from the store's fixture), a new tenant with banking in
+/// use per test, and raw reads of the server's database for what the API must not show.</summary>
+public abstract class BankingTests(ServerFixture fixture)
+{
+    protected ServerFixture Fixture => fixture;
+
+    protected NeracaServer Server => fixture.Server;
+
+    protected Task<BankingWorld> WorldAsync() => BankingWorld.StartAsync(Server);
+
+    protected async Task<List<IDictionary<string, object?>>> RawAsync(string sql, object args)
+    {
+        await using var c = await Server.Services.GetRequiredService<Database>().OpenAsync(CancellationToken.None);
+        return (await c.QueryAsync(sql, args)).Cast<IDictionary<string, object?>>().ToList();
+    }
+
+    /// <summary>The tenant's events of one type, oldest first: (subject, data).</summary>
+    protected async Task<List<(string Subject, string Data)>> EventsAsync(BankingWorld w, string type) =>
+        (await RawAsync("SELECT subject, payload FROM events WHERE tenant_id = @t AND type = @type ORDER BY seq", new { t = w.Tenant.Id, type }))
+        .Select(e => ((string)e["subject"]!, Convert.ToString(e["payload"], System.Globalization.CultureInfo.InvariantCulture)!)).ToList();
+}
 
 /// <summary>A tenant with the banking product in use: helpers that read like the API.</summary>
 public sealed class BankingWorld(NeracaServer server, TestTenant tenant)
@@ -41,6 +66,21 @@ public sealed class BankingWorld(NeracaServer server, TestTenant tenant)
     {
         var r = await Http.PostJsonAsync($"/v1/customers/{customer}/accounts", new { id, product, currency = "IDR" });
         Assert.True(r.Response.StatusCode == HttpStatusCode.Created, r.Body?.ToJsonString());
+    }
+
+    /// <summary>A customer with one wallet, topped up with <paramref name="topUp"/> from the switch (none when 0).</summary>
+    public async Task WalletAsync(string customer, string account, long topUp = 0, string kyc = "basic", string name = "Budi Santoso")
+    {
+        await CustomerAsync(customer, kyc: kyc, name: name);
+        await AccountAsync(customer, account);
+        if (topUp > 0) await TopUpAsync(account, topUp, id: "top-" + account);
+    }
+
+    public async Task<(HttpResponseMessage Response, JsonNode? Body)> PatchJsonAsync(string path, object body, HttpClient? as_ = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Patch, path) { Content = System.Net.Http.Json.JsonContent.Create(body) };
+        var response = await (as_ ?? Http).SendAsync(request);
+        return (response, await Infrastructure.Http.ReadAsync(response));
     }
 
     public Task<(HttpResponseMessage Response, JsonNode? Body)> PayAsync(string id, string from, string to, long amount, string? reference = null,

@@ -102,7 +102,8 @@ public sealed class EventGoldenTests
 
     [Fact]
     public void Banking_event_type_names_are_frozen() =>
-        Assert.Equal(["customer.created", "customer.updated", "payment.completed", "payment.failed", "payment.reversed", "statement.ready"],
+        Assert.Equal(["customer.created", "customer.updated", "payment.completed", "payment.failed", "payment.reversed", "statement.ready",
+                "withdrawal.requested", "withdrawal.succeeded", "withdrawal.failed"],
             Neraca.Banking.BankingEventTypes.All.Select(t => t.Name));
 
     [Fact]
@@ -113,5 +114,15 @@ public sealed class EventGoldenTests
         Assert.Equal(
             """{"id":"pay_1","from_account":"acc_a","to_account":"acc_b","amount":4500000,"reference":"INV-1","status":"completed","transfer_id":"bank:pay:pay_1","failure_code":null}""",
             Neraca.Banking.Payments.Payments.EventPayload(payment));
+    }
+
+    [Fact]
+    public void Banking_withdrawal_event_json_is_frozen()
+    {
+        var withdrawal = new Neraca.Banking.Withdrawals.WithdrawalResponse("wd_1", "acc_a", 20_000_000, new("bank", "BCA", "******7890"), "Cash out", "To BCA",
+            "failed", "bank:wd:wd_1", "payout:bank:wd:wd_1:reserve", "invalid_destination", "No such account", DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+        Assert.Equal(
+            """{"id":"wd_1","account":"acc_a","amount":20000000,"destination":{"type":"bank","code":"BCA","account_number_masked":"******7890"},"reference":"Cash out","status":"failed","payout_id":"bank:wd:wd_1","transfer_id":"payout:bank:wd:wd_1:reserve","failure_code":"invalid_destination"}""",
+            Neraca.Banking.Withdrawals.Withdrawals.EventPayload(withdrawal));
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
@@ -288,6 +289,24 @@ public abstract class EwaContract(EwaFixture fixture)
         (await ewa.WithdrawAsync(er, "nobody", 10_000_000)).AssertProblem(404, "employee_not_found");
         (await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees?after=%%%")).AssertProblem(400, "invalid_cursor");
         (await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/cycles/2026-02-25/deductions")).AssertProblem(404, "cycle_not_found");
+    }
+
+    [Fact]
+    public async Task Concurrent_in_process_requests_with_one_id_make_one_withdrawal_and_answer_it_to_both()
+    {
+        var ewa = await Ewa.NewAsync(Server);
+        var er = await ewa.EmployerAsync();
+        await ewa.ImportAsync(er, Salaried);
+        var employer = (await Server.Services.GetRequiredService<Neraca.Wellness.Employers.EmployerStore>().GetAsync(ewa.Tenant.Id, er, CancellationToken.None))!;
+        var service = Server.Services.GetRequiredService<Neraca.Wellness.Withdrawals.WithdrawalService>();
+        // The web app's confirm step calls the service directly (no Idempotency-Key middleware in front of it).
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+            service.RequestAsync(ewa.Tenant.Id, employer, "e1", "wd-same", new Neraca.Wellness.Withdrawals.WithdrawalRequest(10_000_000), CancellationToken.None))));
+        Assert.All(outcomes, o => Assert.Equal("wd-same", o.Withdrawal!.Id));
+        var list = await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees/e1/withdrawals");
+        Assert.Single(list.Body!["data"]!.AsArray());
+        var balance = await ewa.BalanceAsync(er, "e1");
+        Assert.Equal(10_000_000 + 1_500_000, L(balance["withdrawn"]));
     }
 }
 
