@@ -177,7 +177,8 @@ public sealed class OperatorConsoleTests(WebFixture fixture) : IClassFixture<Web
         {
             await j.SignInOperatorAsync(reader.ApiKey);
             var menu = await j.TextsAsync("header nav a");
-            Assert.Equal(["Ledgers", "Transfers"], menu);
+            // Reconciliation reads with ledger:read, as its API does (settlement and reconciliation use the ledger scopes).
+            Assert.Equal(["Ledgers", "Transfers", "Reconciliation"], menu);
             Assert.NotEmpty(await j.TextAsync("[data-testid=empty]")); // a new tenant: no ledgers yet
             j.ExpectStatus(403);
             Assert.Equal(403, await j.GotoAsync("/operator/jobs"));
