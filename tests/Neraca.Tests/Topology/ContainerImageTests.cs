@@ -88,7 +88,8 @@ public sealed class ContainerImageTests(ContainerImageFixture fixture) : IClassF
         await File.WriteAllTextAsync(Path.Combine(secrets, "database"), await pg.CreateDatabaseAsync("img") + "\n");
         await ProcessRunner.RunAsync("chmod", ["-R", "a+rX", secrets]);
         await using var container = await Container.StartAsync(image, ["-v", $"{secrets}:/run/secrets/neraca:ro", "--tmpfs", "/data"],
-            ["NERACA_DATABASE_FILE=/run/secrets/neraca/database"]);
+            // A test system: on PostgreSQL in Production the built-in payout sandbox must be allowed explicitly.
+            ["NERACA_DATABASE_FILE=/run/secrets/neraca/database", "NERACA_PAYOUTS__ALLOW_BUILT_IN_SANDBOX=true"]);
 
         await container.WaitReadyAsync();
         using var http = container.Client();
