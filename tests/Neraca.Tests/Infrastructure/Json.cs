@@ -32,6 +32,13 @@ public static class Http
         return (response, await ReadAsync(response));
     }
 
+    /// <summary>The event feed's <c>data</c> once it holds at least <paramref name="count"/> events. On PostgreSQL the
+    /// feed serves an event once every older transaction in the cluster has ended (other tests' included), so a
+    /// just-committed event can take a moment to appear.</summary>
+    public static async Task<JsonArray> EventsAsync(this HttpClient client, string query, int count) =>
+        await Polling.Eventually(async () => (await client.GetJsonAsync("/v1/events" + query)).Body!["data"]!.AsArray(),
+            events => events.Count >= count, $"the feed serving {count} event(s) for '{query}'");
+
     public static async Task<JsonNode?> ReadAsync(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();

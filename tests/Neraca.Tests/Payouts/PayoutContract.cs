@@ -154,8 +154,8 @@ public abstract class PayoutContract(ServerFixture fixture)
         var alice = await l.BalanceAsync("alice");
         Assert.Equal(1_000_000L, (long)alice["posted"]!);
         Assert.Equal(1_000_000L, (long)alice["available"]!);
-        var events = await Polling.Eventually(async () => (await tenant.Http.GetJsonAsync("/v1/events?type=payout.failed")).Body!["data"]!.AsArray(),
-            e => e.Count == 1, "the payout.failed event");
+        var events = await tenant.Http.EventsAsync("?type=payout.failed", 1);
+        Assert.Single(events);
         Assert.Equal("po-bad", (string?)events[0]!["subject"]);
         Assert.Equal("******4567", (string?)events[0]!["data"]!["destination"]!["account_number_masked"]);
         Assert.DoesNotContain("0001234567", events.ToJsonString(), StringComparison.Ordinal);

@@ -266,7 +266,7 @@ public abstract class SplitBillContract(ServerFixture fixture)
         var deletion = log.Single(a => (string)a!["action"]! == "deleted")!;
         Assert.Equal(3_000, (long)deletion["before"]!["amount"]!);
 
-        var events = (await t.Http.GetJsonAsync("/v1/events?type=split.expense.created,split.expense.updated,split.expense.deleted")).Body!["data"]!.AsArray();
+        var events = await t.Http.EventsAsync("?type=split.expense.created,split.expense.updated,split.expense.deleted", 3);
         Assert.Equal(["split.expense.created", "split.expense.updated", "split.expense.deleted"], events.Select(e => (string)e!["type"]!));
         Assert.All(events, e => Assert.Equal("e1", (string)e!["subject"]!));
     }
@@ -387,8 +387,7 @@ public abstract class SplitBillContract(ServerFixture fixture)
         Assert.Equal(1_500, (long)transfer.Body!["amount"]!);
         Assert.All((await NetsAsync(tenant.Http, "g")).Values, v => Assert.Equal(0, v));
         await Conservation.AssertAsync(Server, tenant.Id);
-        var types = (await tenant.Http.GetJsonAsync("/v1/events?type=split.settlement.created,split.settlement.completed,split.settlement.failed")).Body!["data"]!
-            .AsArray().Select(e => (string)e!["type"]! + ":" + (string)e["subject"]!).ToList();
+        var types = (await tenant.Http.EventsAsync("?type=split.settlement.created,split.settlement.completed,split.settlement.failed", 4)).Select(e => (string)e!["type"]! + ":" + (string)e["subject"]!).ToList();
         Assert.Equal(["split.settlement.created:s-big", "split.settlement.failed:s-big", "split.settlement.created:s1", "split.settlement.completed:s1"], types);
     }
 
