@@ -54,6 +54,9 @@ public sealed class Employer
 
     public PayCalendar Calendar => new(PaydayDay, Holidays);
 
+    /// <summary>The holidays as stored: sorted dates in a JSON array (also how a withdrawal sees that they changed).</summary>
+    internal string HolidaysJson => JsonSerializer.Serialize(Holidays.Order().Select(Dates.Format).ToArray());
+
     /// <summary>The employer's local date at <paramref name="now"/>.</summary>
     public DateOnly LocalDate(DateTimeOffset now) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, Zone).DateTime);
 
@@ -190,7 +193,7 @@ public sealed class EmployerStore(Database database)
         public static EmployerRow From(Employer e) => new()
         {
             tenant_id = e.TenantId, id = e.Id, name = e.Name, time_zone = e.TimeZoneId, payday_day = e.PaydayDay,
-            holidays = JsonSerializer.Serialize(e.Holidays.Order().Select(Dates.Format).ToArray()),
+            holidays = e.HolidaysJson,
             max_percent_bps = e.Policy.MaxPercentBps, cycle_cap = e.Policy.CycleCap, withdrawal_min = e.Policy.WithdrawalMin,
             withdrawal_max = e.Policy.WithdrawalMax, withdrawals_per_cycle_max = e.Policy.WithdrawalsPerCycleMax, fee_flat = e.Policy.FeeFlat,
             fee_payer = e.Policy.FeePayer, blackout_days = e.Policy.BlackoutDays, waiting_days = e.Policy.WaitingDays, funding = e.Policy.Funding,

@@ -103,7 +103,29 @@ internal static class EmployersApi
         if (EwaProblems.Validation(errors) is { } invalid) return invalid;
         await using var connection = await s.Database.OpenAsync(ct);
         await using var tx = await s.Dialect.BeginWriteAsync(connection, ct);
-        await EmployerStore.UpdateAsync(connection, tx, updated!, ct);
+        if (updated!.PaydayDay != employer!.PaydayDay || updated.HolidaysJson != employer.HolidaysJson)
+        {
+            // Withdrawals and carry-over are counted per cycle (keyed by its payday): a cycle that holds some must keep its
+            // dates until it closes, or its advances would never be recovered and its caps would start again.
+            await connection.ExecuteAsync(new CommandDefinition(
+                $"SELECT id FROM ewa_employers WHERE tenant_id = @tenant AND id = @id{s.Dialect.ForUpdate}", new { tenant = s.TenantId, id }, tx,
+                cancellationToken: ct));
+            var open = await connection.QueryAsync<string>(new CommandDefinition("""
+                SELECT DISTINCT ec.cycle FROM ewa_employee_cycles ec
+                WHERE ec.tenant_id = @tenant AND ec.employer_id = @id AND (ec.withdrawals > 0 OR ec.carry_in > 0)
+                  AND NOT EXISTS (SELECT 1 FROM ewa_cycles c
+                                  WHERE c.tenant_id = ec.tenant_id AND c.employer_id = ec.employer_id AND c.cycle = ec.cycle AND c.status = 'closed')
+                """, new { tenant = s.TenantId, id }, tx, cancellationToken: ct));
+            foreach (var key in open.Order(StringComparer.Ordinal))
+            {
+                var payday = Dates.Parse(key);
+                if (employer.Calendar.CycleOf(payday) != updated.Calendar.CycleOf(payday))
+                    return Problems.Of(409, "cycle_in_progress", "Cycle in progress",
+                        $"The cycle ending on payday {key} has withdrawals or carry-over and is not closed; this change would move its dates. " +
+                        "Change the payday or holidays after that cycle closes, or choose ones that keep it.");
+            }
+        }
+        await EmployerStore.UpdateAsync(connection, tx, updated, ct);
         await tx.CommitAsync(ct);
         return TypedResults.Ok(updated!.View(s.Now));
     }

@@ -66,6 +66,14 @@ public sealed partial class WithdrawalService(Database database, SqlDialect dial
         catch (OverflowException) { return Refuse(400, "validation_failed", "amount: too large."); }
 
         await using var tx = await dialect.BeginWriteAsync(connection, ct);
+        // The pay calendar under a share lock: a payday change (EmployersApi.Patch, which locks the row for update and
+        // refuses while an open cycle has withdrawals) and this withdrawal serialize, so the cycle counted below is one
+        // the employer's calendar still has.
+        var calendar = await connection.QuerySingleOrDefaultAsync<(int PaydayDay, string Holidays)?>(new CommandDefinition(
+            $"SELECT payday_day, holidays FROM ewa_employers WHERE tenant_id = @tenantId AND id = @id{dialect.Choose(() => " FOR SHARE", () => "")}",
+            new { tenantId, id = employer.Id }, tx, cancellationToken: ct));
+        if (calendar != (employer.PaydayDay, employer.HolidaysJson))
+            return Refuse(409, "employer_changed", "The employer's pay calendar changed while this withdrawal was checked; retry.");
         var balance = await Balances.ComputeAsync(connection, tx, employer, employee, now, ct);
         var cycle = balance.Cycle;
         if (balance.BlockedReason is { } blocked) return Limit(blocked, balance, $"Withdrawals are blocked: {blocked}.");

@@ -38,10 +38,11 @@ public sealed class ServerProcess : IAsyncDisposable
         lock (_output) _output.AppendLine(line);
     }
 
-    /// <summary>Starts <c>serve</c> on a free loopback port and waits until <c>/health/ready</c> answers.</summary>
-    public static async Task<ServerProcess> StartAsync(IEnumerable<string> args, IDictionary<string, string>? env = null)
+    /// <summary>Starts <c>serve</c> on a loopback port (a free one unless given: a restarted server comes back on its
+    /// old one) and waits until <c>/health/ready</c> answers.</summary>
+    public static async Task<ServerProcess> StartAsync(IEnumerable<string> args, IDictionary<string, string>? env = null, int? port = null)
     {
-        var port = ProcessRunner.FreePort();
+        port ??= ProcessRunner.FreePort();
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { ServerDll, "--urls", $"http://127.0.0.1:{port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true" }.Concat(args))
             info.ArgumentList.Add(a);

@@ -38,6 +38,34 @@ public abstract class EwaContract(EwaFixture fixture)
     }
 
     [Fact]
+    public async Task A_cycle_with_withdrawals_keeps_its_payday_until_it_closes()
+    {
+        var ewa = await Ewa.NewAsync(Server);
+        var er = await ewa.EmployerAsync();
+        var quiet = await ewa.EmployerAsync();
+        await ewa.ImportAsync(er, Salaried);
+        await ewa.ImportAsync(quiet, Salaried);
+        var w = await ewa.WithdrawAsync(er, "e1", 10_000_000);
+        Assert.True(w.Response.StatusCode == System.Net.HttpStatusCode.Accepted, w.Body?.ToJsonString());
+
+        // Moving payday to the 15th would start a new cycle with none of the advance in it, and never recover it.
+        var moved = await ewa.Http.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"/v1/ewa/employers/{er}") { Content = JsonContent.Create(new { payday_day = 15 }) });
+        (moved, await Http.ReadAsync(moved)).AssertProblem(409, "cycle_in_progress");
+        Assert.Contains("2026-03-25", (await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}")).Body!["current_cycle"]!.ToJsonString(), StringComparison.Ordinal);
+        // A holiday on the cycle's payday moves it too; one next year, or a name change, leaves it alone.
+        var onPayday = await ewa.Http.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"/v1/ewa/employers/{er}") { Content = JsonContent.Create(new { holidays = new[] { "2026-03-25" } }) });
+        (onPayday, await Http.ReadAsync(onPayday)).AssertProblem(409, "cycle_in_progress");
+        var later = await ewa.Http.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"/v1/ewa/employers/{er}") { Content = JsonContent.Create(new { holidays = new[] { "2027-01-01" }, name = "PT Baru" }) });
+        Assert.Equal(System.Net.HttpStatusCode.OK, later.StatusCode);
+        Assert.Equal(10_000_000 + 1_500_000, L((await ewa.BalanceAsync(er, "e1"))["withdrawn"]));
+
+        // An employer whose open cycle holds nothing may move its payday at once.
+        var free = await ewa.Http.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"/v1/ewa/employers/{quiet}") { Content = JsonContent.Create(new { payday_day = 15 }) });
+        Assert.Equal(System.Net.HttpStatusCode.OK, free.StatusCode);
+        Assert.Equal("2026-03-13", (string)(await ewa.BalanceAsync(quiet, "e1"))["cycle"]!["payday"]!); // Sun Mar 15 -> Fri Mar 13
+    }
+
+    [Fact]
     public async Task Payday_on_a_weekend_moves_to_the_friday_before()
     {
         var ewa = await Ewa.NewAsync(Server);
@@ -224,6 +252,39 @@ public abstract class EwaContract(EwaFixture fixture)
         Assert.NotEqual("Siti Aminah", (string)list.Body!["data"]![0]!["name"]!);   // masked in lists
         var page2 = await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees?limit=2&after={list.Body!["next_cursor"]}");
         Assert.Single(page2.Body!["data"]!.AsArray());
+    }
+
+    [Fact]
+    public async Task A_50000_row_roster_imports_as_a_background_job_that_shows_its_progress()
+    {
+        const int Rows = 50_000;
+        var ewa = await Ewa.NewAsync(Server);
+        var er = await ewa.EmployerAsync();
+        // Every 5,000th row has a pay type the API does not know: rejected with its line, never stopping the others.
+        var lines = Enumerable.Range(0, Rows).Select(i =>
+            $"w{i:D5},Pekerja {i},,,{(i % 5_000 == 4_999 ? "weekly" : "daily")},{20_000_000 + i},2025-01-01,BCA,{1_000_000_000 + i}");
+        var upload = await ewa.Http.PostRawAsync($"/v1/ewa/employers/{er}/employees/import", Ewa.Header + "\n" + string.Join("\n", lines) + "\n", "text/csv");
+        Assert.True(upload.Response.StatusCode == System.Net.HttpStatusCode.Accepted, upload.Body?.ToJsonString());
+        Assert.Equal(Rows, (int)upload.Body!["total_rows"]!);
+        var id = (string)upload.Body!["id"]!;
+
+        var seen = new List<(string Status, int Processed)>();
+        var done = (await Polling.Eventually(async () =>
+        {
+            var r = await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/imports/{id}");
+            seen.Add(((string)r.Body!["status"]!, (int)r.Body!["processed"]!));
+            return r;
+        }, r => (string?)r.Body?["status"] == "completed", "the 50,000-row import completes", timeout: TimeSpan.FromMinutes(4),
+            interval: TimeSpan.FromMilliseconds(200))).Body!;
+        // Progress: the import was seen part-way, and its processed count never went backwards.
+        Assert.Contains(seen, x => x is { Status: "running", Processed: > 0 and < Rows });
+        Assert.Equal(seen.Select(x => x.Processed).Order(), seen.Select(x => x.Processed));
+        Assert.Equal((Rows, Rows - 10, 0, 0, 10), ((int)done["processed"]!, (int)done["created"]!, (int)done["updated"]!, (int)done["unchanged"]!,
+            (int)done["rejected"]!));
+        Assert.Equal(Enumerable.Range(1, 10).Select(k => k * 5_000 + 1), done["errors"]!.AsArray().Select(e => (int)e!["line"]!));
+        var last = await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees/w49998");
+        Assert.Equal(20_049_998, L(last.Body!["pay_rate"]));
+        (await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/employees/w49999")).AssertProblem(404, "employee_not_found");
     }
 
     [Fact]

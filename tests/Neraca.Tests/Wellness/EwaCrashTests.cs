@@ -1,6 +1,8 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Net;
 using Dapper;
+using Microsoft.Data.Sqlite;
 using Neraca.Payouts;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
@@ -10,9 +12,10 @@ using Npgsql;
 
 namespace Neraca.Tests.Wellness;
 
-/// <summary>Issue #14's crash acceptance test on real PostgreSQL: withdrawals go to a server process (api + worker) that
-/// is SIGKILLed while requests to it are in flight and its workers hold saga jobs; the clients retry what was cut off
-/// against a surviving server with the same <c>Idempotency-Key</c>, the killed server is restarted, and then every
+/// <summary>Issue #14's crash acceptance test on both stores: withdrawals go to a server process that is SIGKILLed while
+/// requests to it are in flight and its workers hold saga jobs; the clients retry what was cut off with the same
+/// <c>Idempotency-Key</c> (on PostgreSQL against a surviving replica; on SQLite, where one process owns the database,
+/// against the killed server once it is back on the same port), the killed server is restarted, and then every
 /// withdrawal has ended in exactly one terminal state, nobody was paid twice, the cycle counters equal the withdrawals
 /// and the books balance. The payout provider is the sandbox as its own process (10% invalid accounts: the failure
 /// path's reversals run too).</summary>
@@ -29,13 +32,16 @@ public sealed class EwaCrashTests
     const string ProviderKey = "sandbox-api-key";
     const string Tenant = "default";
 
-    [Fact]
-    public async Task A_server_killed_during_withdrawals_pays_each_once_and_keeps_counters_and_books_exact()
+    [Theory]
+    [InlineData(StoreKind.Postgres)]
+    [InlineData(StoreKind.Sqlite)]
+    public async Task A_server_killed_during_withdrawals_pays_each_once_and_keeps_counters_and_books_exact(StoreKind kind)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var marks = new List<string>();
         void Mark(string what) => marks.Add($"{clock.Elapsed.TotalSeconds:0.0}s {what}");
-        var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
+        var database = await TestStores.NewDatabaseAsync(kind);
+        var sqlite = kind == StoreKind.Sqlite;
         var sandboxPort = ProcessRunner.FreePort();
         string[] common =
         [
@@ -47,13 +53,16 @@ public sealed class EwaCrashTests
             // A request cut off by the kill leaves its idempotency record in flight: a retry may take it over after this.
             "--Idempotency:InFlightLeaseSeconds=3", "--RateLimits:IpPerMinute=1000000",
         ];
-        await using var survivor = await StartAsync([.. common, "--role", "api,worker,scheduler"]);
+        var victimPort = ProcessRunner.FreePort();
+        string[] victimArgs = [.. common, "--role", sqlite ? "api,worker,scheduler" : "api,worker"];
+        await using var survivor = sqlite ? null : await StartAsync([.. common, "--role", "api,worker,scheduler"]);
+        var callbacks = survivor?.BaseAddress ?? new Uri($"http://127.0.0.1:{victimPort}");
         var sandboxStarting = SandboxProcess.StartAsync(sandboxPort,
         [
             "--latency-ms", "150", "--invalid-account-share", "0.1", "--api-key", ProviderKey,
-            "--callback-url", new Uri(survivor.BaseAddress, "/v1/payouts/callbacks").ToString(), "--callback-secret", Secret,
+            "--callback-url", new Uri(callbacks, "/v1/payouts/callbacks").ToString(), "--callback-secret", Secret,
         ]);
-        var victimStarting = StartAsync([.. common, "--role", "api,worker"]);
+        var victimStarting = StartAsync(victimArgs, victimPort);
         try
         {
             await Task.WhenAll(sandboxStarting, victimStarting);
@@ -70,7 +79,7 @@ public sealed class EwaCrashTests
         try
         {
             Mark("started");
-            using var http = survivor.CreateClient(NeracaServer.BootstrapKey);
+            using var http = (survivor ?? victim).CreateClient(NeracaServer.BootstrapKey);
             using var toVictim = victim.CreateClient(NeracaServer.BootstrapKey);
             var er = await SetUpEmployerAsync(http);
             Mark("employer set up");
@@ -119,10 +128,10 @@ public sealed class EwaCrashTests
             Volatile.Write(ref killed, 1);
             await ProcessRunner.RunAsync("kill", ["-KILL", victim.Id.ToString(CultureInfo.InvariantCulture)]);
             Mark($"killed with {inFlightAtKill} withdrawal(s) in flight");
+            restarted = await StartAsync(victimArgs, victimPort);
+            Mark("victim restarted");
             await Task.WhenAll(requests);
             Mark("every request answered");
-            restarted = await StartAsync([.. common, "--role", "api,worker"]);
-            Mark("victim restarted");
 
             // Liveness waits only: withdrawals cut off mid-saga are finished by their backstop job (30 s after the request).
             await Polling.Eventually(async () => await InFlightAsync(database, er) == 0, "every withdrawal ends", timeout: TimeSpan.FromMinutes(4),
@@ -131,7 +140,7 @@ public sealed class EwaCrashTests
 
             Assert.True(cutOff > 0, "the kill cut off no request: it did not happen during withdrawals");
             Assert.All(outcomes.Values, s => Assert.True(s is HttpStatusCode.Accepted or HttpStatusCode.OK or HttpStatusCode.UnprocessableEntity, $"answer {(int)s}"));
-            await using var c = new NpgsqlConnection(database);
+            await using var c = await OpenAsync(database);
             var withdrawals = (await c.QueryAsync<(string Id, string Employee, long Amount, long Fee, string Status, string? Failure)>(
                 "SELECT id, employee_id, amount, fee, status, failure_code FROM ewa_withdrawals WHERE tenant_id = @Tenant AND employer_id = @er",
                 new { Tenant, er })).ToList();
@@ -172,11 +181,18 @@ public sealed class EwaCrashTests
                 Assert.True(row.Withdrawn <= DailyRate / 2, $"{id} withdrew {row.Withdrawn}, more than accessible");
             }
 
-            // The books: conservation, and the employer's accounts hold exactly the paid withdrawals' legs.
+            // The books: conservation, and the employer's accounts hold exactly the paid withdrawals' legs. On SQLite the
+            // checking server must be the database's only process.
+            if (sqlite)
+            {
+                await restarted.DisposeAsync();
+                restarted = null;
+            }
             await using var check = await NeracaServer.StartAsync(database, "--role", "api");
             await Conservation.AssertAsync(check, Tenant);
             var counted = paidRows.Sum(w => w.Amount + w.Fee);
-            var l = new LedgerClient(http);
+            using var checkHttp = check.CreateClient(NeracaServer.BootstrapKey);
+            var l = new LedgerClient(checkHttp);
             Assert.Equal(Float - counted, await l.PostedAsync($"ewa:{er}:float"));
             Assert.Equal(counted, await l.PostedAsync($"ewa:{er}:committed"));
             Assert.Equal(counted, await l.PostedAsync($"ewa:{er}:advances"));
@@ -190,7 +206,7 @@ public sealed class EwaCrashTests
         }
         catch (Exception e) when (e is not Xunit.Sdk.XunitException)
         {
-            throw new InvalidOperationException($"{e.Message}\n--- phases ---\n{string.Join("\n", marks)}\n--- survivor ---\n{Tail(survivor.Output)}\n--- sandbox ---\n{Tail(sandbox.Output)}", e);
+            throw new InvalidOperationException($"{e.Message}\n--- phases ---\n{string.Join("\n", marks)}\n--- survivor ---\n{Tail((survivor ?? restarted ?? victim).Output)}\n--- sandbox ---\n{Tail(sandbox.Output)}", e);
         }
         finally
         {
@@ -229,11 +245,11 @@ public sealed class EwaCrashTests
 
     /// <summary>A server process; on a loaded shared machine the first start can miss the 30 s readiness wait (liveness
     /// only: the process is stopped and started again, at most three times).</summary>
-    static async Task<ServerProcess> StartAsync(string[] args)
+    static async Task<ServerProcess> StartAsync(string[] args, int? port = null)
     {
         for (var attempt = 1; ; attempt++)
         {
-            try { return await ServerProcess.StartAsync(args); }
+            try { return await ServerProcess.StartAsync(args, port: port); }
             catch (TimeoutException) when (attempt < 3) { }
         }
     }
@@ -255,9 +271,19 @@ public sealed class EwaCrashTests
 
     static async Task<long> InFlightAsync(string database, string er)
     {
-        await using var c = new NpgsqlConnection(database);
+        await using var c = await OpenAsync(database);
         return await c.ExecuteScalarAsync<long>("SELECT count(*) FROM ewa_withdrawals WHERE tenant_id = @Tenant AND employer_id = @er AND status IN ('pending', 'processing')",
             new { Tenant, er });
+    }
+
+    /// <summary>The test's own connection to the servers' database (a reader beside them on SQLite's WAL).</summary>
+    static async Task<DbConnection> OpenAsync(string database)
+    {
+        DbConnection c = database.StartsWith("sqlite:", StringComparison.Ordinal)
+            ? new SqliteConnection($"Data Source={database["sqlite:".Length..]}")
+            : new NpgsqlConnection(database);
+        await c.OpenAsync();
+        return c;
     }
 
     static string Tail(string text) => text.Length <= 6000 ? text : text[^6000..];
