@@ -43,6 +43,12 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
     const short InFlight = 1;
     const short Completed = 2;
     static readonly string[] ReplayedHeaders = ["Content-Type", "Location"];
+    static readonly object ForgetItem = new();
+
+    /// <summary>Marks the response as a refusal of a passing state (a cycle being closed, a race with a settings change)
+    /// that the client should retry with the same key: the key is forgotten, as after a 5xx, instead of replaying the
+    /// refusal forever. Only for refusals that changed nothing.</summary>
+    public static void ForgetKeyAfter(HttpContext context) => context.Items[ForgetItem] = true;
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -197,7 +203,7 @@ public sealed class IdempotencyMiddleware(RequestDelegate next, Database databas
         }
         context.Response.Body = original;
         var status = context.Response.StatusCode;
-        if (status >= 500 || status == 429)
+        if (status >= 500 || status == 429 || context.Items.ContainsKey(ForgetItem))
         {
             await ForgetAsync(tenantId, key); // nothing durable happened: let the client retry with the same key
         }

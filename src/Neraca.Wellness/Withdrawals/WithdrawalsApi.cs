@@ -36,15 +36,19 @@ internal static class WithdrawalsApi
     }
 
     static async Task<IResult> Create(string id, string employeeId, WithdrawalRequest body, [AsParameters] EwaServices s, WithdrawalService withdrawals,
-        CancellationToken ct)
+        HttpContext http, CancellationToken ct)
     {
         // The employee asks for their own money; the platform operator may ask on an employee's behalf (its app's backend).
         var (employer, _, problem) = await s.EmployerAsync(id, ["operator", "employee"], ct, employeeId);
         if (problem is not null) return problem;
         var outcome = await withdrawals.RequestAsync(s.TenantId, employer!, employeeId, s.NewId("wd_"), body, ct);
         if (outcome.Refusal is { } r)
+        {
+            // Both pass within minutes and created nothing: a retry with the same key must be tried again, not replayed.
+            if (r.Code is "cycle_closing" or "employer_changed") Neraca.Idempotency.IdempotencyMiddleware.ForgetKeyAfter(http);
             return r.Code == "validation_failed" ? Problems.Validation(r.Detail.Split(':')[0], r.Detail)
                 : Problems.Of(r.Status, r.Code, r.Code == "ewa_limit_exceeded" ? "Limit exceeded" : "Refused", r.Detail, r.Extra);
+        }
         var w = outcome.Withdrawal!;
         var location = $"/v1/ewa/employers/{id}/employees/{employeeId}/withdrawals/{w.Id}";
         return outcome.Created ? TypedResults.Accepted(location, w) : TypedResults.Ok(w);
