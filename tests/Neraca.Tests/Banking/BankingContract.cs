@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
@@ -467,6 +468,83 @@ public abstract partial class BankingStatementContract(ServerFixture fixture) : 
         (await w.Http.GetJsonAsync($"/v1/accounts/acc_house/statements/{id}")).AssertProblem(404, "statement_not_found");
     }
 
+
+    [Fact]
+    public async Task A_month_statement_with_reversals_and_holds_agrees_line_by_line_with_the_books()
+    {
+        var w = await WorldAsync();
+        await w.WalletAsync("cus_m", "acc_m", 2_000_000, kyc: "full", name: "Made Wirawan"); // before the month: its opening balance
+        var local = TimeZoneInfo.ConvertTime(Fixture.Clock.UtcNow, TimeZoneInfo.FindSystemTimeZoneById("Asia/Jakarta"));
+        var first = new DateOnly(local.Year, local.Month, 1).AddMonths(1);
+        var last = first.AddMonths(1).AddDays(-1);
+        static DateTimeOffset At(DateOnly d, int hour) => new(d.ToDateTime(new TimeOnly(hour, 0)), TimeSpan.FromHours(7));
+        async Task Ok(Task<(HttpResponseMessage Response, JsonNode? Body)> call)
+        {
+            var r = await call;
+            Assert.True(r.Response.IsSuccessStatusCode, r.Body?.ToJsonString());
+        }
+
+        // Every day a payment out; every 5th day the previous day's payment reversed; every 10th day (from the 3rd) money in;
+        // a hold every 7th day, captured in part the next day; a hold on the 12th released on the 13th (no entry).
+        var expected = new List<(string Transfer, bool Credit, long Amount)>();
+        for (var d = first; d <= last; d = d.AddDays(1))
+        {
+            Fixture.Clock.JumpTo(At(d, 9));
+            var n = d.Day;
+            await Ok(w.PayAsync($"m-pay-{n}", "acc_m", "acc_house", 1_000 * n, $"INV-{n}", $"Belanja {n}"));
+            expected.Add(($"bank:pay:m-pay-{n}", false, 1_000 * n));
+            if (n % 5 == 0)
+            {
+                await Ok(w.Http.PostJsonAsync($"/v1/payments/m-pay-{n - 1}/reverse", new { }));
+                expected.Add(($"bank:rev:m-pay-{n - 1}", true, 1_000 * (n - 1)));
+            }
+            if (n % 10 == 3)
+            {
+                await Ok(w.PayAsync($"m-in-{n}", BankingWorld.Switch, "acc_m", 50_000, $"TRF-{n}", "Transfer masuk"));
+                expected.Add(($"bank:pay:m-in-{n}", true, 50_000));
+            }
+            if (n % 7 == 1 && n > 1)
+            {
+                await Ok(w.Http.PostJsonAsync($"/v1/accounts/acc_m/holds/m-hold-{n - 1}/capture", new { amount = 15_000 }));
+                expected.Add(($"bank:hold:m-hold-{n - 1}", false, 15_000));
+            }
+            if (n % 7 == 0 && d < last) await Ok(w.Http.PostJsonAsync("/v1/accounts/acc_m/holds", new { id = $"m-hold-{n}", amount = 20_000, reason = "Hotel" }));
+            if (n == 12) await Ok(w.Http.PostJsonAsync("/v1/accounts/acc_m/holds", new { id = "m-rel", amount = 30_000, reason = "Fuel" }));
+            if (n == 13) await Ok(w.Http.PostJsonAsync("/v1/accounts/acc_m/holds/m-rel/release", new { }));
+        }
+        // Placed on the month's last day, captured the next month: that month's entry, not this one's.
+        await Ok(w.Http.PostJsonAsync("/v1/accounts/acc_m/holds", new { id = "m-late", amount = 40_000, reason = "Sewa" }));
+        Fixture.Clock.JumpTo(At(last.AddDays(2), 9));
+        await Ok(w.Http.PostJsonAsync("/v1/accounts/acc_m/holds/m-late/capture", new { amount = 40_000 }));
+
+        var requested = await w.Http.PostJsonAsync("/v1/accounts/acc_m/statements", new { from = first, to = last });
+        Assert.True(requested.Response.StatusCode == HttpStatusCode.Accepted, requested.Body?.ToJsonString());
+        var id = (string)requested.Body!["id"]!;
+        var ready = await Polling.Eventually(async () => (await w.Http.GetJsonAsync($"/v1/accounts/acc_m/statements/{id}")).Body!,
+            s => (string?)s["status"] == "ready", "the month's statement was rendered");
+
+        var credits = expected.Where(e => e.Credit).Sum(e => e.Amount);
+        var debits = expected.Where(e => !e.Credit).Sum(e => e.Amount);
+        Assert.Equal(2_000_000L, (long)ready["opening_balance"]!);
+        Assert.Equal(credits, (long)ready["total_credits"]!);
+        Assert.Equal(debits, (long)ready["total_debits"]!);
+        Assert.Equal(2_000_000L + credits - debits, (long)ready["closing_balance"]!);
+        Assert.Equal(expected.Count, (int)(long)ready["entry_count"]!);
+        // The books agree: the account's balance at the end of the month's last day is the statement's closing balance.
+        var atEnd = await w.SummaryAsync("acc_m", At(last.AddDays(1), 0).ToString("O", CultureInfo.InvariantCulture));
+        Assert.Equal((long)ready["closing_balance"]!, (long)atEnd["current"]!);
+
+        // Line by line: the same transfers in booking order, each with its amount and the running balance after it.
+        var csv = Encoding.UTF8.GetString(await w.Http.GetByteArrayAsync($"/v1/accounts/acc_m/statements/{id}.csv"));
+        var rows = csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(l => l.Split(',')).ToList();
+        static string Rupiah(long minor) => (minor / 100m).ToString("0.00", CultureInfo.InvariantCulture);
+        Assert.Equal(expected.Select(e => e.Transfer), rows.Select(r => r[2]));
+        Assert.Equal(expected.Select(e => e.Credit ? "credit" : "debit"), rows.Select(r => r[3]));
+        Assert.Equal(expected.Select(e => Rupiah(e.Amount)), rows.Select(r => r[4]));
+        var running = 2_000_000L;
+        Assert.Equal(expected.Select(e => Rupiah(running += e.Credit ? e.Amount : -e.Amount)), rows.Select(r => r[5]));
+        Assert.All(rows, r => Assert.InRange(DateOnly.ParseExact(r[1], "yyyy-MM-dd", CultureInfo.InvariantCulture), first, last));
+    }
 }
 
 [Collection(BankingCollection.Name)]
