@@ -125,12 +125,32 @@ public static class ServiceDefaults
             if (Activity.Current is { } activity) problem.Extensions["trace_id"] = activity.TraceId.ToString();
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
-        builder.Services.AddOpenApi();
+        builder.Services.AddOpenApi(o => o.AddOperationTransformer(DocumentScopes));
         builder.Services.AddSingleton<ShutdownDrain>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ShutdownDrain>());
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
             .AddCheck<ShutdownDrain>("shutdown", tags: ["ready"]);
         return builder;
+    }
+
+    /// <summary>Writes on each operation of the OpenAPI document what its caller needs: <c>x-neraca-scopes</c> (every scope
+    /// policy on the endpoint and its groups; <c>admin</c> holds them all) or <c>x-neraca-anonymous</c>. Clients read it;
+    /// the tests check every operation against it.</summary>
+    static Task DocumentScopes(Microsoft.OpenApi.OpenApiOperation operation, Microsoft.AspNetCore.OpenApi.OpenApiOperationTransformerContext context,
+        CancellationToken ct)
+    {
+        var metadata = context.Description.ActionDescriptor.EndpointMetadata;
+        operation.Extensions ??= new Dictionary<string, Microsoft.OpenApi.IOpenApiExtension>();
+        if (metadata.OfType<Microsoft.AspNetCore.Authorization.IAllowAnonymous>().Any())
+        {
+            operation.Extensions["x-neraca-anonymous"] = new Microsoft.OpenApi.JsonNodeExtension(JsonValue.Create(true));
+            return Task.CompletedTask;
+        }
+        var scopes = metadata.OfType<Microsoft.AspNetCore.Authorization.IAuthorizeData>().Select(a => a.Policy)
+            .Where(p => p is not null && Neraca.Tenancy.Scopes.All.Contains(p)).Distinct().Order(StringComparer.Ordinal).ToArray();
+        if (scopes.Length > 0)
+            operation.Extensions["x-neraca-scopes"] = new Microsoft.OpenApi.JsonNodeExtension(new JsonArray([.. scopes.Select(x => (JsonNode?)JsonValue.Create(x))]));
+        return Task.CompletedTask;
     }
 
     public static WebApplication UseServiceDefaults(this WebApplication app)
