@@ -67,7 +67,7 @@ sealed class DemoApi(HttpClient http)
         using var response = await http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         if (!response.IsSuccessStatusCode)
-            throw new DemoException($"{method} {path} answered {(int)response.StatusCode}: {text}");
+            throw new DemoException($"{method} {path} answered {(int)response.StatusCode}: {(text.Length > 1500 ? text[..1500] + "..." : text)}");
         return text.Length == 0 ? new JsonObject() : JsonNode.Parse(text)!;
     }
 }

@@ -37,7 +37,7 @@ public static class DemoCommand
     {
         var end = DateTimeOffset.UtcNow;
         var start = DemoSeeder.StartFor(end);
-        await using (var probe = NeracaApp.Create(args))
+        await using (var probe = NeracaApp.Create([.. args, "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Neraca.Storage.StorageStartup=Error"]))
         {
             SettingsCheck.ValidateAll(probe.Services);
             await probe.Services.GetRequiredService<StorageStartup>().MigrateAsync(ct);
@@ -82,8 +82,11 @@ public static class DemoCommand
             "--Wellness:EmployerSpreadSeconds=0", "--Jobs:PollIntervalMs=100", "--Jobs:SchedulerIntervalMs=500",
             "--Jobs:Recurring:ewa.nightly:SpreadWindowSeconds=0", "--Jobs:Recurring:banking.statements.monthly:SpreadWindowSeconds=0",
             "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning",
-            // A day's jump skips hourly slots older than the last three: expected here, not worth a warning.
-            "--Logging:LogLevel:Neraca.Jobs.JobScheduler=Error",
+            // The clock jumps a day at a time: the scheduler skips all but the last slots of the day, and a job running
+            // across a jump loses its lease to another worker, which finishes it (as after an outage). Expected here.
+            "--Logging:LogLevel:Neraca.Jobs.JobScheduler=Error", "--Logging:LogLevel:Neraca.Jobs.JobWorker=Error",
+            // The story's one withdrawal to an unknown account fails on purpose.
+            "--Logging:LogLevel:Neraca.Wellness.Withdrawals.WithdrawalService=Error",
         ];
         await using var host = NeracaApp.Create(simulated, clock.Time);
         await host.Services.GetRequiredService<StorageStartup>().PrepareAsync(ct);

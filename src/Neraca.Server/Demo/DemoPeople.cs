@@ -25,7 +25,7 @@ static class DemoPeople
 
     public static string Email(int i) => $"{Given[i % Given.Length].ToLowerInvariant()}.{Family[i * 7 % Family.Length].ToLowerInvariant()}{i}@example.co.id";
 
-    public static string Phone(int i) => $"+62 812-{1000 + i * 37 % 9000:D4}-{2000 + i * 53 % 8000:D4}";
+    public static string Phone(int i) => $"+62812{1000 + i * 37 % 9000:D4}{2000 + i * 53 % 8000:D4}";
 
     public static string Bank(int i) => Banks[i % Banks.Length];
 

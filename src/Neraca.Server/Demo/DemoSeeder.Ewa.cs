@@ -64,7 +64,7 @@ sealed partial class DemoSeeder
                 $"ewa-roster-{e.Id}");
             var done = await api.UntilAsync($"/v1/ewa/employers/{e.Id}/imports/{(string)import["id"]!}", b => (string?)b["status"] == "completed",
                 $"the roster import of {e.Id}");
-            if ((long?)done["rejected"] is > 0) throw new DemoException($"the roster of {e.Id} had rejected rows: {done.ToJsonString()}");
+            if ((long?)done["rejected"] is > 0) throw new DemoException($"the roster of {e.Id} had rejected rows: {done["errors"]?[0]?.ToJsonString()}");
 
             var employer = await api.GetAsync($"/v1/ewa/employers/{e.Id}");
             _payday[e.Id] = (string)employer["current_cycle"]!["payday"]!;
@@ -113,11 +113,11 @@ sealed partial class DemoSeeder
             for (var k = 1; k <= e.Count; k++)
             {
                 var employee = e.Employee(k);
-                var wants = (k * 7 + day) % 19 == 0 || (employee == FailingEmployee && day == 4) || (employee == DemoEmployee && day is 3 or 27);
+                var wants = ((k * 7 + day) % 37 == 0 && employee != FailingEmployee) || (employee == FailingEmployee && day == 4) || (employee == DemoEmployee && day is 3 or 27);
                 if (!wants) continue;
                 var balance = await api.GetAsync($"/v1/ewa/employers/{e.Id}/employees/{employee}/balance");
                 var max = (long)balance["amount_max"]!;
-                var amount = Math.Min(max, (k + day) % 3 switch { 0 => 10_000_000L, 1 => 25_000_000L, _ => 50_000_000L });
+                var amount = Math.Min(max, ((k + day) % 3) switch { 0 => 10_000_000L, 1 => 25_000_000L, _ => 50_000_000L });
                 if (balance["blocked_reason"] is not null || amount < 5_000_000) continue; // blackout, waiting, cap: as the app would show
                 var w = await api.PostAsync($"/v1/ewa/employers/{e.Id}/employees/{employee}/withdrawals", new { amount },
                     $"ewa-withdrawal-{e.Id}-{employee}-{day}");

@@ -80,11 +80,11 @@ sealed partial class DemoSeeder
             case 7:
                 await ExpenseAsync(BaliGroup, "bebek-bengil", day, new
                 {
-                    id = "bebek-bengil", description = "Bebek Bengil, Ubud", amount = 59_150_000, date, tax = 5_150_000, tip = 2_500_000,
+                    id = "bebek-bengil", description = "Bebek Bengil, Ubud", amount = 59_150_000, date,
                     paid_by = new[] { new { member = "ana", amount = 59_150_000 } },
                     split = new
                     {
-                        mode = "itemized",
+                        mode = "itemized", tax = 5_150_000, tip = 2_500_000,
                         items = new object[]
                         {
                             new { description = "Bebek goreng x2", amount = 36_000_000, split = new { mode = "equal", members = new[] { "ana", "budi" } } },

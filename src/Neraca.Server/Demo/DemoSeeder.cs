@@ -37,6 +37,14 @@ sealed partial class DemoSeeder(DemoApi api, SimulatedClock clock, DateTimeOffse
     static DateTimeOffset JakartaTime(DateOnly d, int hour) =>
         new DateTimeOffset(d.ToDateTime(new TimeOnly(hour, 0)), TimeSpan.FromHours(7)).ToUniversalTime();
 
+    /// <summary>Moves the clock forward to <paramref name="at"/> in one jump: due timers fire, the scheduler enqueues the
+    /// last slots of each schedule (older ones of the jumped day are skipped, as after an outage) and jobs run.</summary>
+    Task AdvanceToAsync(DateTimeOffset at)
+    {
+        if (at > clock.UtcNow) clock.JumpTo(at);
+        return Task.CompletedTask;
+    }
+
     public async Task RunAsync()
     {
         for (var day = 0; day <= Days; day++)
@@ -44,7 +52,7 @@ sealed partial class DemoSeeder(DemoApi api, SimulatedClock clock, DateTimeOffse
             // Forward only, and never past real time (a slow run ends at the real now, not beyond it).
             var at = At(day);
             if (at > DateTimeOffset.UtcNow) at = DateTimeOffset.UtcNow;
-            if (at > clock.UtcNow) clock.JumpTo(at);
+            await AdvanceToAsync(at);
             if (day == 0)
             {
                 await SetUpBankingAsync();
@@ -58,7 +66,7 @@ sealed partial class DemoSeeder(DemoApi api, SimulatedClock clock, DateTimeOffse
             await ReconciliationDayAsync(day);
             if (day % 10 == 0) log.WriteLine($"  simulated {Iso(Local(day))} (day {day} of {Days})");
         }
-        if (DateTimeOffset.UtcNow > clock.UtcNow) clock.JumpTo(DateTimeOffset.UtcNow);
+        await AdvanceToAsync(DateTimeOffset.UtcNow);
         await FinishEwaAsync();
         await FinishBankingAsync();
         await FinishSplitAsync();
