@@ -152,12 +152,12 @@ public static class DemoCommand
 
         output.WriteLine();
         output.WriteLine($"Demo tenant '{DemoSeeder.TenantId}' (docs/demo.md). Sign in to the web app (each link works once, for 5 minutes):");
-        foreach (var (who, link) in links) output.WriteLine($"  {who,-34} {link}");
+        foreach (var (who, link) in links) output.WriteLine($"  {who,-36} {link}");
         output.WriteLine(operatorKey is null
-            ? $"  {"Operator (console)",-34} {url}/operator/sign-in with the demo's operator API key (printed when it was seeded; new one: neraca demo --new-operator-key)"
-            : $"  {"Operator (console)",-34} {url}/operator/sign-in with this API key (shown only this once; store it now):\n      {operatorKey}");
-        output.WriteLine($"  {"API reference",-34} {url}/docs   (OpenAPI: {url}/openapi/v1.json; use the operator key as Bearer token)");
-        output.WriteLine($"  {"Metrics",-34} {url}/metrics");
+            ? $"  {"Operator (console)",-36} {url}/operator/sign-in with the demo's operator API key (printed when it was seeded; new one: neraca demo --new-operator-key)"
+            : $"  {"Operator (console)",-36} {url}/operator/sign-in with this API key (shown only this once; store it now):\n      {operatorKey}");
+        output.WriteLine($"  {"API reference",-36} {url}/docs   (OpenAPI: {url}/openapi/v1.json; use the operator key as Bearer token)");
+        output.WriteLine($"  {"Metrics",-36} {url}/metrics");
         output.WriteLine("  New sign-in links: restart with --demo (nothing is seeded twice), or POST /v1/web/sign-in-codes with the operator key.");
     }
 
