@@ -58,12 +58,13 @@ public static class DemoCommand
                 throw new DemoException($"An earlier demo run on {database.Description} stopped before it finished (tenant '{DemoSeeder.TenantId}' exists " +
                     "but has no operator key). The demo cannot resume a history half told: start again on a new database (delete the SQLite " +
                     "file, or drop and create the PostgreSQL database).");
+            // The latest time the database has seen: every change of money or product state appends an event (posted
+            // transfers included), and the scheduler stamps its schedules. Ledger tables are the ledger's to read.
             var latestUs = await c.ExecuteScalarAsync<long?>(new CommandDefinition("""
                 SELECT max(v) FROM (
                     SELECT max(created_at_us) AS v FROM events WHERE tenant_id <> @id
                     UNION ALL SELECT max(created_at_us) FROM jobs WHERE tenant_id <> @id
-                    UNION ALL SELECT max(updated_at_us) FROM job_schedules
-                    UNION ALL SELECT max(created_at_us) FROM transfers WHERE tenant_id <> @id) x
+                    UNION ALL SELECT max(updated_at_us) FROM job_schedules) x
                 """, new { id = DemoSeeder.TenantId }, cancellationToken: ct));
             if (latestUs is { } us && DbTime.FromMicros(us) > start)
                 throw new DemoException($"{database.Description} already holds activity from {DbTime.FromMicros(us):yyyy-MM-dd HH:mm} UTC, after the demo's " +
