@@ -134,6 +134,10 @@ public abstract class DemoContract(DemoFixture fixture)
         }
         var output = new StringWriter();
         Assert.Equal(0, await LedgerModule.VerifyAuditChainsAsync(fixture.Server.Services, DemoSeeder.TenantId, null, output, CancellationToken.None));
+
+        // The jobs of the simulated days, the nightly audit verification among them (it ran while money moved), all finished.
+        Assert.Empty(Data(await GetAsync("/v1/jobs?state=dead")).Select(j => j.ToJsonString()));
+        Assert.NotEmpty(Data(await GetAsync("/v1/jobs?state=succeeded&type=audit.verify")));
     }
 
     [Fact]
