@@ -130,8 +130,21 @@ sealed partial class DemoSeeder
     /// the provider-funded employer then remits what payroll recovered.</summary>
     async Task AfterPaydayAsync(DemoEmployer e, DateOnly payday)
     {
-        var cycle = await api.UntilAsync($"/v1/ewa/employers/{e.Id}/cycles/{Iso(payday)}", b => (string?)b["status"] == "closed",
-            $"the nightly close of {e.Id}'s cycle {Iso(payday)}", TimeSpan.FromSeconds(120));
+        JsonNode? cycle = null;
+        for (var hour = 0; cycle is null; hour++)
+        {
+            try
+            {
+                cycle = await api.UntilAsync($"/v1/ewa/employers/{e.Id}/cycles/{Iso(payday)}", b => (string?)b["status"] == "closed",
+                    $"the nightly close of {e.Id}'s cycle {Iso(payday)}", TimeSpan.FromSeconds(20));
+            }
+            catch (DemoException) when (hour < 6)
+            {
+                // Local midnight was only just now: the hourly dispatcher's next slot is still ahead. Let an hour pass.
+                var next = clock.UtcNow.AddHours(1);
+                await AdvanceToAsync(next < DateTimeOffset.UtcNow ? next : DateTimeOffset.UtcNow);
+            }
+        }
         log.WriteLine($"  {e.Name}: payday {Iso(payday)} closed by the nightly job ({(long)cycle["employees"]!} employees, " +
             $"recovered Rp {(long)cycle["recovered"]! / 100:N0})".Replace(',', '.'));
         var recovered = (long)cycle["recovered"]!;
