@@ -78,7 +78,8 @@ public static class DemoCommand
         using var clock = new SimulatedClock(start);
         string[] simulated =
         [
-            .. args, "--urls", "http://127.0.0.1:0",
+            // Every role in this one process, whatever the caller's server runs: the story needs its jobs.
+            .. args, "--urls", "http://127.0.0.1:0", "--role", "api,worker,scheduler",
             // The story's host runs every job at once instead of spreading it over hours of its simulated day.
             "--Wellness:EmployerSpreadSeconds=0", "--Jobs:PollIntervalMs=100", "--Jobs:SchedulerIntervalMs=500",
             "--Jobs:Recurring:ewa.nightly:SpreadWindowSeconds=0", "--Jobs:Recurring:banking.statements.monthly:SpreadWindowSeconds=0",
