@@ -56,9 +56,36 @@ internal sealed class AuditChain(Database database)
     public async Task<AuditResult> VerifyAsync(string tenantId, string ledgerId, CancellationToken ct)
     {
         await using var connection = await database.OpenReadAsync(ct);
-        var head = await HeadAsync(connection, tenantId, ledgerId, ct);
-        var (result, _) = await VerifyFromAsync(connection, tenantId, ledgerId, VerifiedPoint.Genesis, head, ct);
-        return result;
+        return await InSnapshotAsync(connection, async () =>
+        {
+            var head = await HeadAsync(connection, tenantId, ledgerId, ct);
+            var (result, _) = await VerifyFromAsync(connection, tenantId, ledgerId, VerifiedPoint.Genesis, head, ct);
+            return result;
+        }, ct);
+    }
+
+    /// <summary>Runs a verification's reads in one snapshot. Read one by one, a batch committing between the head and the
+    /// links (or the stray-transfer count) made a live ledger look tampered with ("the chain head does not match the
+    /// journal"): the nightly job runs while money moves.</summary>
+    async Task<T> InSnapshotAsync<T>(DbConnection connection, Func<Task<T>> read, CancellationToken ct)
+    {
+        // Plain statements, not a DbTransaction: the reads below pass no transaction (SQLite's deferred BEGIN takes its
+        // snapshot at the first read, in WAL mode without blocking writers).
+        await using (var begin = connection.CreateCommand())
+        {
+            begin.CommandText = database.Kind == StoreKind.Postgres ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
+            await begin.ExecuteNonQueryAsync(ct);
+        }
+        try
+        {
+            return await read();
+        }
+        finally
+        {
+            await using var end = connection.CreateCommand();
+            end.CommandText = "ROLLBACK";
+            await end.ExecuteNonQueryAsync(CancellationToken.None);
+        }
     }
 
     /// <summary>What <c>GET /v1/ledgers/{id}/audit</c> answers, at a cost that does not grow with the chain: the result for
@@ -69,6 +96,11 @@ internal sealed class AuditChain(Database database)
     public async Task<AuditResult> VerifyIncrementalAsync(string tenantId, string ledgerId, CancellationToken ct)
     {
         await using var connection = await database.OpenReadAsync(ct);
+        return await InSnapshotAsync(connection, () => VerifyIncrementalInSnapshotAsync(connection, tenantId, ledgerId, ct), ct);
+    }
+
+    async Task<AuditResult> VerifyIncrementalInSnapshotAsync(DbConnection connection, string tenantId, string ledgerId, CancellationToken ct)
+    {
         var head = await HeadAsync(connection, tenantId, ledgerId, ct);
         var key = (tenantId, ledgerId);
         _verified.TryGetValue(key, out var known);

@@ -1,11 +1,13 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Authorization;
 using Neraca.Auth;
 using Neraca.Banking;
 using Neraca.Caching;
+using Neraca.Demo;
 using Neraca.Events;
 using Neraca.Idempotency;
 using Neraca.Jobs;
@@ -37,8 +39,9 @@ public static class NeracaApp
         ["--bootstrap-api-key"] = nameof(NeracaOptions.BootstrapApiKey),
     };
 
-    /// <summary>Builds the web application with every capability this process's roles need. Tests call this too.</summary>
-    public static WebApplication Create(string[] args)
+    /// <summary>Builds the web application with every capability this process's roles need. Tests call this too.
+    /// <paramref name="time"/> replaces the system clock for every reading and timer (the demo's simulated history).</summary>
+    public static WebApplication Create(string[] args, TimeProvider? time = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(NeracaEnvironment());
@@ -64,6 +67,11 @@ public static class NeracaApp
         builder.AddBanking();
         builder.AddSettlement();
         builder.AddWeb();
+        if (time is not null)
+        {
+            builder.Services.RemoveAll<TimeProvider>();
+            builder.Services.AddSingleton(time);
+        }
 
         var app = builder.Build();
         app.UseServiceDefaults();
@@ -132,13 +140,24 @@ public static class NeracaApp
     {
         var command = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
         var rest = command == "serve" && (args.Length == 0 || args[0].StartsWith('-')) ? args : args[1..];
+        // `demo` seeds the demo tenant and exits; `serve --demo` seeds it (once) and serves (docs/demo.md).
+        var demo = command == "demo" || (command == "serve" && rest.Contains("--demo", StringComparer.OrdinalIgnoreCase));
+        var newOperatorKey = command == "demo" && rest.Contains("--new-operator-key", StringComparer.OrdinalIgnoreCase);
+        if (demo)
+            rest = DemoCommand.WithDemoDefaults(rest.Where(a => !a.Equals("--demo", StringComparison.OrdinalIgnoreCase)
+                && !a.Equals("--new-operator-key", StringComparison.OrdinalIgnoreCase)).ToArray());
         try
         {
+            string? operatorKey = null;
+            if (demo && !newOperatorKey) operatorKey = await DemoCommand.SeedAsync(rest, Console.Out, CancellationToken.None);
             await using var app = Create(rest);
             SettingsCheck.ValidateAll(app.Services); // every setting, naming the bad ones, before any command opens the database
             return command switch
             {
+                "serve" when demo => await ServeAsync(app, url => DemoCommand.PrintWhereToLookAsync(app, url, operatorKey, Console.Out, CancellationToken.None)),
                 "serve" => await ServeAsync(app),
+                "demo" when newOperatorKey => DemoCommand.PrintNewOperatorKey(await DemoCommand.NewOperatorKeyAsync(app, CancellationToken.None), Console.Out),
+                "demo" => DemoCommand.PrintSeeded(operatorKey, Console.Out),
                 "migrate" => await MigrateAsync(app),
                 "tenant" => await TenantAsync(app, rest),
                 "audit" => await AuditAsync(app, rest),
@@ -161,13 +180,19 @@ public static class NeracaApp
             await Console.Error.WriteLineAsync("Migration error: " + e.Message);
             return 3;
         }
+        catch (DemoException e)
+        {
+            await Console.Error.WriteLineAsync("Demo: " + e.Message);
+            return 1;
+        }
     }
 
     static int Usage(string error)
     {
         Console.Error.WriteLine(error);
         Console.Error.WriteLine("""
-            Usage: neraca [serve] [--role api,worker,scheduler] [--database CONN] [--urls URL]
+            Usage: neraca [serve] [--role api,worker,scheduler] [--database CONN] [--urls URL] [--demo]
+                   neraca demo [--database CONN | --sqlite-path PATH] [--new-operator-key]   (docs/demo.md)
                    neraca migrate [--database CONN]
                    neraca tenant create ID [--name NAME]
                    neraca audit verify [--tenant ID] [--ledger CODE]   (exit code 1 when a chain does not verify)
@@ -176,7 +201,8 @@ public static class NeracaApp
         return 64;
     }
 
-    static async Task<int> ServeAsync(WebApplication app)
+    /// <summary>Serves until shut down; <paramref name="afterStart"/> runs once the server listens, with its URL.</summary>
+    static async Task<int> ServeAsync(WebApplication app, Func<string, Task>? afterStart = null)
     {
         var startup = app.Services.GetRequiredService<StorageStartup>();
         await startup.PrepareAsync(app.Lifetime.ApplicationStopping);
@@ -191,7 +217,15 @@ public static class NeracaApp
                   Health:        {url}/health/live   {url}/health/ready
                 """);
         });
-        await app.RunAsync();
+        if (afterStart is null)
+        {
+            await app.RunAsync();
+            return 0;
+        }
+        await app.StartAsync();
+        var listening = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? DefaultUrl;
+        await afterStart(listening);
+        await app.WaitForShutdownAsync();
         return 0;
     }
 
