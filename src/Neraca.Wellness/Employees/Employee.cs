@@ -93,16 +93,28 @@ public sealed class EmployeeStore(Database database, FieldEncryption encryption)
         ring.LookupHash("ewa.roster", tenantId, string.Join('\u001f', employerId, employeeId, f.Name, f.Email ?? "", f.Phone ?? "", f.PayType,
             f.PayRate.ToString(System.Globalization.CultureInfo.InvariantCulture), Dates.Format(f.StartDate), f.BankCode, f.BankAccount));
 
-    /// <summary>Inserts a new employee (status active).</summary>
-    public static Task InsertAsync(DbConnection connection, DbTransaction tx, KeyRing ring, string tenantId, string employerId, string employeeId,
-        EmployeeFields f, long nowUs, CancellationToken ct)
+    /// <summary>Inserts new employees (status active). On PostgreSQL up to 500 rows per statement, so a 50,000-row roster
+    /// is a hundred round trips, not 50,000. On SQLite one row per statement: there is no round trip to save, and
+    /// Microsoft.Data.Sqlite binds each parameter by searching the statement's, which grows with the square of their count.</summary>
+    public static async Task InsertAsync(DbConnection connection, DbTransaction tx, SqlDialect dialect, KeyRing ring, string tenantId, string employerId,
+        IReadOnlyList<(string EmployeeId, EmployeeFields Fields)> employees, long nowUs, CancellationToken ct)
     {
-        var id = "ee_" + Ids.NewUlid().ToLowerInvariant();
-        return connection.ExecuteAsync(new CommandDefinition($"""
-            INSERT INTO ewa_employees ({Columns})
-            VALUES (@tenantId, @employerId, @employeeId, @id, @subject, @name, @email, @phone, @payType, @payRate, @startDate, @bankCode, @bank,
-                    'active', @hash, @nowUs, @nowUs)
-            """, Parameters(ring, tenantId, employerId, employeeId, id, f, nowUs, new { subject = SubjectOf(employerId, employeeId) }), tx, cancellationToken: ct));
+        foreach (var part in employees.Chunk(dialect.Choose(() => 500, () => 1)))
+        {
+            var p = new DynamicParameters(new { tenantId, employerId, nowUs });
+            var rows = new List<string>(part.Length);
+            for (var i = 0; i < part.Length; i++)
+            {
+                var (employeeId, f) = part[i];
+                var values = Values(ring, tenantId, employerId, employeeId, "ee_" + Ids.NewUlid().ToLowerInvariant(), f);
+                values["subject"] = SubjectOf(employerId, employeeId);
+                foreach (var (name, value) in values) p.Add(name + i, value);
+                rows.Add($"(@tenantId, @employerId, @employeeId{i}, @id{i}, @subject{i}, @name{i}, @email{i}, @phone{i}, @payType{i}, @payRate{i}, " +
+                    $"@startDate{i}, @bankCode{i}, @bank{i}, 'active', @hash{i}, @nowUs, @nowUs)");
+            }
+            await connection.ExecuteAsync(new CommandDefinition($"INSERT INTO ewa_employees ({Columns}) VALUES {string.Join(",\n", rows)}", p, tx,
+                cancellationToken: ct));
+        }
     }
 
     /// <summary>Rewrites an employee's fields (status untouched).</summary>
@@ -128,19 +140,26 @@ public sealed class EmployeeStore(Database database, FieldEncryption encryption)
 
     static DynamicParameters Parameters(KeyRing ring, string tenantId, string employerId, string employeeId, string id, EmployeeFields f, long nowUs, object? extra)
     {
-        string Enc(string column, string value) => ring.Encrypt(value, KeyRing.Context(Table, column, tenantId, id));
-        var p = new DynamicParameters(new
-        {
-            tenantId, employerId, employeeId, id,
-            name = Enc("name_enc", f.Name),
-            email = f.Email is null ? null : Enc("email_enc", f.Email),
-            phone = f.Phone is null ? null : Enc("phone_enc", f.Phone),
-            payType = f.PayType, payRate = f.PayRate, startDate = Dates.Format(f.StartDate), bankCode = f.BankCode,
-            bank = Enc("bank_account_enc", f.BankAccount),
-            hash = RowHash(ring, tenantId, employerId, employeeId, f), nowUs,
-        });
+        var p = new DynamicParameters(Values(ring, tenantId, employerId, employeeId, id, f));
+        p.AddDynamicParams(new { tenantId, employerId, nowUs });
         if (extra is not null) p.AddDynamicParams(extra);
         return p;
+    }
+
+    /// <summary>An employee's own column values, personal fields encrypted under the row's id.</summary>
+    static Dictionary<string, object?> Values(KeyRing ring, string tenantId, string employerId, string employeeId, string id, EmployeeFields f)
+    {
+        string Enc(string column, string value) => ring.Encrypt(value, KeyRing.Context(Table, column, tenantId, id));
+        return new()
+        {
+            ["employeeId"] = employeeId, ["id"] = id,
+            ["name"] = Enc("name_enc", f.Name),
+            ["email"] = f.Email is null ? null : Enc("email_enc", f.Email),
+            ["phone"] = f.Phone is null ? null : Enc("phone_enc", f.Phone),
+            ["payType"] = f.PayType, ["payRate"] = f.PayRate, ["startDate"] = Dates.Format(f.StartDate), ["bankCode"] = f.BankCode,
+            ["bank"] = Enc("bank_account_enc", f.BankAccount),
+            ["hash"] = RowHash(ring, tenantId, employerId, employeeId, f),
+        };
     }
 
     static Employee Decrypt(Row r, KeyRing ring)

@@ -58,6 +58,7 @@ public sealed class RosterImportJob(Database database, SqlDialect dialect, Field
             var valid = slice.Where(r => r.Fields is not null).ToList();
             var hashes = valid.Count == 0 ? [] : await EmployeeStore.HashesAsync(chunk.Connection, chunk.Transaction, dialect, job.TenantId, employerId,
                 [.. valid.Select(r => r.EmployeeId!)], token);
+            var fresh = new List<(string, EmployeeFields)>();
             foreach (var r in slice)
             {
                 if (r.Fields is null)
@@ -71,7 +72,7 @@ public sealed class RosterImportJob(Database database, SqlDialect dialect, Field
                 }
                 if (!hashes.TryGetValue(r.EmployeeId!, out var hash))
                 {
-                    await EmployeeStore.InsertAsync(chunk.Connection, chunk.Transaction, ring, job.TenantId, employerId, r.EmployeeId!, r.Fields, nowUs, token);
+                    fresh.Add((r.EmployeeId!, r.Fields));
                     created++;
                 }
                 else if (hash != EmployeeStore.RowHash(ring, job.TenantId, employerId, r.EmployeeId!, r.Fields)) 
@@ -81,6 +82,7 @@ public sealed class RosterImportJob(Database database, SqlDialect dialect, Field
                 }
                 else unchanged++;
             }
+            await EmployeeStore.InsertAsync(chunk.Connection, chunk.Transaction, dialect, ring, job.TenantId, employerId, fresh, nowUs, token);
             var done = offset + slice.Count >= rows.Count;
             await chunk.Connection.ExecuteAsync(new CommandDefinition($"""
                 UPDATE ewa_imports SET processed = processed + @n, created = created + @created, updated = updated + @updated,

@@ -274,7 +274,7 @@ public abstract class EwaContract(EwaFixture fixture)
             var r = await ewa.Http.GetJsonAsync($"/v1/ewa/employers/{er}/imports/{id}");
             seen.Add(((string)r.Body!["status"]!, (int)r.Body!["processed"]!));
             return r;
-        }, r => (string?)r.Body?["status"] == "completed", "the 50,000-row import completes", timeout: TimeSpan.FromMinutes(4),
+        }, r => (string?)r.Body?["status"] == "completed", "the 50,000-row import completes", timeout: TimeSpan.FromMinutes(6),
             interval: TimeSpan.FromMilliseconds(200))).Body!;
         // Progress: the import was seen part-way, and its processed count never went backwards.
         Assert.Contains(seen, x => x is { Status: "running", Processed: > 0 and < Rows });
