@@ -98,7 +98,8 @@ public sealed class OpenApiHostileInputTests(SqliteServerFixture fixture) : ICla
         yield return ("numeric id", Fill(path, _ => "99999999999999999999999"));
     }
 
-    static string Fill(string path, Func<string, string> value) =>
+    /// <summary>The OpenAPI path with each <c>{parameter}</c> replaced by <paramref name="value"/> of its name.</summary>
+    internal static string Fill(string path, Func<string, string> value) =>
         System.Text.RegularExpressions.Regex.Replace(path, @"\{([^}:]+)(:[^}]*)?\}", m => value(m.Groups[1].Value));
 
     static string[] Queries() =>
