@@ -12,6 +12,7 @@ command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 [ -x /usr/sbin/rabbitmq-server ] || packages+=(rabbitmq-server)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 [ -x /usr/bin/chromium ] || packages+=(chromium)   # the web app's browser tests (headless)
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || packages+=(faketime)   # the fault tests jump a process's clock
 # The topology and container image tests (tests/Neraca.Tests/Topology).
 for tool in haproxy pgbouncer $([ "${NERACA_TEST_IMAGE:-}" = 1 ] && echo mmdebstrap buildah podman runc); do command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool"); done
 
@@ -55,9 +56,9 @@ log=$(mktemp)
 # (tests/Neraca.Tests/Infrastructure/HangWatchdog.cs); the whole run normally takes about a minute.
 export NERACA_TEST_HANG_REPORT=$(mktemp)
 status=0
-timeout --kill-after=30s 40m dotnet test --solution Neraca.slnx -c Release --no-build "$@" 2>&1 | tee "$log" || status=$?
+timeout --kill-after=30s "${NERACA_TEST_TIMEOUT:-40m}" dotnet test --solution Neraca.slnx -c Release --no-build "$@" 2>&1 | tee "$log" || status=$?
 if [ -s "$NERACA_TEST_HANG_REPORT" ]; then cat "$NERACA_TEST_HANG_REPORT"; echo; fi
-[ "$status" = 124 ] && { echo "The test run did not finish in 40 minutes." >&2; pkill -f 'net10.0/Neraca.Tests' || true; }
+[ "$status" = 124 ] && { echo "The test run did not finish in ${NERACA_TEST_TIMEOUT:-40m}." >&2; pkill -f 'net10.0/Neraca.Tests' || true; }
 rm -f "$NERACA_TEST_HANG_REPORT"
 # One plain closing line for CI systems that read it.
 passed=$(awk '/^  succeeded:/ {s+=$2} END {print s+0}' "$log")

@@ -4,7 +4,7 @@ namespace Neraca.Tests.Infrastructure;
 
 /// <summary>A throwaway RabbitMQ broker started once per test run from Debian's <c>rabbitmq-server</c> package: its own
 /// node name, ports, epmd and folders (owned by the <c>rabbitmq</c> user), on loopback. Tests use their own exchanges
-/// and queues on it.</summary>
+/// and queues on it. A test that kills the broker starts its own with <see cref="StartOwnAsync"/>.</summary>
 public sealed class RabbitMqServer : IAsyncDisposable
 {
     const string ServerPath = "/usr/sbin/rabbitmq-server";
@@ -15,7 +15,7 @@ public sealed class RabbitMqServer : IAsyncDisposable
     readonly string _dir;
     readonly string _node;
     readonly Dictionary<string, string> _env;
-    readonly Process _process;
+    Process _process;
 
     RabbitMqServer(string dir, string node, int port, int epmdPort, Dictionary<string, string> env, Process process)
     {
@@ -40,6 +40,8 @@ public sealed class RabbitMqServer : IAsyncDisposable
         if (Instance.IsValueCreated && Instance.Value.IsCompletedSuccessfully)
             await (await Instance.Value).DisposeAsync();
     }
+
+    public static Task<RabbitMqServer> StartOwnAsync() => StartAsync();
 
     static async Task<RabbitMqServer> StartAsync()
     {
@@ -67,6 +69,13 @@ public sealed class RabbitMqServer : IAsyncDisposable
             ["RABBITMQ_LOG_BASE"] = Path.Combine(dir, "log"),
             ["RABBITMQ_ENABLED_PLUGINS_FILE"] = Path.Combine(dir, "enabled_plugins"),
         };
+        var server = new RabbitMqServer(dir, node, port, epmdPort, env, Launch(env));
+        await server.WaitForPortAsync(TimeSpan.FromSeconds(90));
+        return server;
+    }
+
+    static Process Launch(Dictionary<string, string> env)
+    {
         var info = new ProcessStartInfo { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         if (ProcessRunner.IsRoot)
         {
@@ -83,10 +92,22 @@ public sealed class RabbitMqServer : IAsyncDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        return process;
+    }
 
-        var server = new RabbitMqServer(dir, node, port, epmdPort, env, process);
-        await server.WaitForPortAsync(TimeSpan.FromSeconds(90));
-        return server;
+    /// <summary>Kills the broker at once (SIGKILL of the node), as a crash would; its data folder stays.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>Starts a killed broker again on the same ports and data.</summary>
+    public async Task RestartAsync()
+    {
+        _process.Dispose();
+        _process = Launch(_env);
+        await WaitForPortAsync(TimeSpan.FromSeconds(90));
     }
 
     async Task WaitForPortAsync(TimeSpan timeout)

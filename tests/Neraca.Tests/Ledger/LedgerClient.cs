@@ -59,14 +59,22 @@ public static class Conservation
     {
         var database = server.Services.GetRequiredService<Database>();
         await using var c = await database.OpenAsync(CancellationToken.None);
+        var violations = await ViolationsAsync(c, tenantId);
+        Assert.True(violations.Count == 0, string.Join("\n", violations));
+    }
+
+    /// <summary>The same checks, as a list of what is wrong (empty when the books balance), for the fault checker.</summary>
+    public static async Task<List<string>> ViolationsAsync(System.Data.Common.DbConnection c, string tenantId)
+    {
+        var violations = new List<string>();
         var ledgers = await c.QueryAsync<(string Ledger, long Debits, long Credits, long DebitsPending, long CreditsPending)>("""
             SELECT ledger_id, sum(debits_posted), sum(credits_posted), sum(debits_pending), sum(credits_pending)
             FROM accounts WHERE tenant_id = @tenantId GROUP BY ledger_id
             """, new { tenantId });
         foreach (var l in ledgers)
         {
-            Assert.True(l.Debits == l.Credits, $"ledger {l.Ledger}: posted debits {l.Debits} != credits {l.Credits}");
-            Assert.True(l.DebitsPending == l.CreditsPending, $"ledger {l.Ledger}: pending debits {l.DebitsPending} != credits {l.CreditsPending}");
+            if (l.Debits != l.Credits) violations.Add($"ledger {l.Ledger}: posted debits {l.Debits} != credits {l.Credits}");
+            if (l.DebitsPending != l.CreditsPending) violations.Add($"ledger {l.Ledger}: pending debits {l.DebitsPending} != credits {l.CreditsPending}");
         }
         var mismatches = await c.QueryAsync<string>("""
             SELECT a.id FROM accounts a
@@ -74,11 +82,12 @@ public static class Conservation
                        FROM entries WHERE tenant_id = @tenantId GROUP BY account_id) e ON e.account_id = a.id
             WHERE a.tenant_id = @tenantId AND (coalesce(e.d, 0) <> a.debits_posted OR coalesce(e.c, 0) <> a.credits_posted OR coalesce(e.n, 0) <> a.entry_count)
             """, new { tenantId });
-        Assert.Empty(mismatches);
+        violations.AddRange(mismatches.Select(a => $"account {a}: totals differ from its journal entries"));
         var lastBalances = await c.QueryAsync<string>("""
             SELECT a.id FROM accounts a JOIN entries e ON e.tenant_id = a.tenant_id AND e.account_id = a.id AND e.entry_no = a.entry_count
             WHERE a.tenant_id = @tenantId AND e.balance_after <> CASE WHEN a.normal_balance = 2 THEN a.credits_posted - a.debits_posted ELSE a.debits_posted - a.credits_posted END
             """, new { tenantId });
-        Assert.Empty(lastBalances);
+        violations.AddRange(lastBalances.Select(a => $"account {a}: the last entry's running balance differs from the balance"));
+        return violations;
     }
 }

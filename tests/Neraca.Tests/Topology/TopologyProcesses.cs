@@ -85,53 +85,116 @@ public sealed class ManagedProcess : IAsyncDisposable
 
 /// <summary>A PostgreSQL primary with a streaming replica made by <c>pg_basebackup -R</c>, both on loopback, with
 /// password (SCRAM) authentication over TCP for everyone but the superuser, and trust on their Unix sockets (what
-/// PgBouncer uses to reach them).</summary>
+/// PgBouncer uses to reach them). The fault tests crash the primary and fail over to the replica; after a failover the
+/// two nodes have swapped roles (the old primary comes back as the new one's replica).</summary>
 public sealed class PostgresCluster : IAsyncDisposable
 {
     const string User = "postgres";
     readonly string _bin;
+    readonly bool _synchronous;
+    Node _primary;
+    Node _replica;
 
-    PostgresCluster(string bin, string root, int primaryPort, int replicaPort)
+    /// <summary>A data folder, its port and its socket folder.</summary>
+    sealed record Node(string Name, string Dir, int Port, string SocketDir);
+
+    PostgresCluster(string bin, string root, bool synchronous)
     {
         _bin = bin;
+        _synchronous = synchronous;
         Root = root;
-        PrimaryPort = primaryPort;
-        ReplicaPort = replicaPort;
+        _primary = new Node("primary", Path.Combine(root, "primary"), ProcessRunner.FreePort(), Path.Combine(root, "primary-sock"));
+        _replica = new Node("replica", Path.Combine(root, "replica"), ProcessRunner.FreePort(), Path.Combine(root, "replica-sock"));
     }
 
     public string Root { get; }
-    public int PrimaryPort { get; }
-    public int ReplicaPort { get; }
-    public string PrimarySocketDir => Path.Combine(Root, "primary-sock");
-    public string ReplicaSocketDir => Path.Combine(Root, "replica-sock");
+    public int PrimaryPort => _primary.Port;
+    public int ReplicaPort => _replica.Port;
+    public string PrimarySocketDir => _primary.SocketDir;
+    public string ReplicaSocketDir => _replica.SocketDir;
 
     public string Superuser(int port, string database = "postgres") =>
         new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = port, Username = User, Database = database, Pooling = false }.ConnectionString;
 
-    public static async Task<PostgresCluster> StartAsync()
+    /// <summary><paramref name="synchronous"/>: the primary acknowledges a commit only once the replica has it on disk
+    /// (<c>synchronous_standby_names</c>), so a failover loses no acknowledged write.
+    /// <paramref name="diskMegabytes"/>: both nodes' data on a file system of that size of their own (a tmpfs mount; root
+    /// only), which <see cref="FillDiskAsync"/> can fill.</summary>
+    public static async Task<PostgresCluster> StartAsync(bool synchronous = false, int? diskMegabytes = null)
     {
-        var bin = PostgresBin();
         var root = ProcessRunner.NewTempDirectory("topo-pg");
-        var cluster = new PostgresCluster(bin, root, ProcessRunner.FreePort(), ProcessRunner.FreePort());
+        var cluster = new PostgresCluster(PostgresBin(), root, synchronous);
+        if (diskMegabytes is { } mb && ProcessRunner.IsRoot)
+            cluster.OwnDisk = (await ProcessRunner.RunForExitAsync("mount", ["-t", "tmpfs", "-o", $"size={mb}m,mode=0755", "tmpfs", root])).ExitCode == 0;
         Directory.CreateDirectory(cluster.PrimarySocketDir);
         Directory.CreateDirectory(cluster.ReplicaSocketDir);
         if (ProcessRunner.IsRoot) await ProcessRunner.RunAsync("chown", ["-R", $"{User}:{User}", root]);
-        var primary = Path.Combine(root, "primary");
-        await ProcessRunner.RunAsync(Path.Combine(bin, "initdb"), ["-A", "trust", "-U", User, "-E", "UTF8", "--no-locale", "-D", primary], asUser: User);
-        await File.WriteAllTextAsync(Path.Combine(primary, "pg_hba.conf"), """
+        await ProcessRunner.RunAsync(Path.Combine(cluster._bin, "initdb"), ["-A", "trust", "-U", User, "-E", "UTF8", "--no-locale", "-D", cluster._primary.Dir], asUser: User);
+        await File.WriteAllTextAsync(Path.Combine(cluster._primary.Dir, "pg_hba.conf"), """
             local all all trust
             host all postgres 127.0.0.1/32 trust
             host replication postgres 127.0.0.1/32 trust
             host all all 127.0.0.1/32 scram-sha-256
             """);
-        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", primary, "-l", Path.Combine(root, "primary.log"), "-w", "-t", "60", "-o",
-            $"-p {cluster.PrimaryPort} -k {cluster.PrimarySocketDir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c wal_level=replica -c max_wal_senders=4", "start"], asUser: User);
-        var replica = Path.Combine(root, "replica");
-        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_basebackup"), ["-h", "127.0.0.1", "-p", cluster.PrimaryPort.ToString(CultureInfo.InvariantCulture),
-            "-U", User, "-D", replica, "-R", "-X", "stream", "-c", "fast"], asUser: User);
-        await ProcessRunner.RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", replica, "-l", Path.Combine(root, "replica.log"), "-w", "-t", "60", "-o",
-            $"-p {cluster.ReplicaPort} -k {cluster.ReplicaSocketDir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c hot_standby=on", "start"], asUser: User);
+        await cluster.StartNodeAsync(cluster._primary);
+        await cluster.CloneReplicaAsync();
         return cluster;
+    }
+
+    Task StartNodeAsync(Node node) => ProcessRunner.RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", node.Dir, "-l", Path.Combine(Root, node.Name + ".log"), "-w", "-t", "120", "-o",
+        $"-p {node.Port} -k {node.SocketDir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c wal_level=replica -c max_wal_senders=4 -c hot_standby=on -c max_wal_size=256MB" +
+        (_synchronous ? " -c synchronous_standby_names='*'" : ""), "start"], asUser: User);
+
+    Task StopNodeAsync(Node node) =>
+        ProcessRunner.RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", node.Dir, "-m", "immediate", "-w", "stop"], asUser: User, check: false);
+
+    /// <summary>A fresh replica of the primary in the replica's folder (<c>pg_basebackup -R</c>), started.</summary>
+    async Task CloneReplicaAsync()
+    {
+        if (Directory.Exists(_replica.Dir)) Directory.Delete(_replica.Dir, recursive: true);
+        await ProcessRunner.RunAsync(Path.Combine(_bin, "pg_basebackup"), ["-h", "127.0.0.1", "-p", _primary.Port.ToString(CultureInfo.InvariantCulture),
+            "-U", User, "-D", _replica.Dir, "-R", "-X", "stream", "-c", "fast"], asUser: User);
+        await StartNodeAsync(_replica);
+    }
+
+    /// <summary>The primary dies as in a power cut (<c>pg_ctl stop -m immediate</c>: no checkpoint, crash recovery on start).</summary>
+    public Task CrashPrimaryAsync() => StopNodeAsync(_primary);
+
+    public Task StartPrimaryAsync() => StartNodeAsync(_primary);
+
+    /// <summary>Failover: the primary is fenced (stopped at once), the replica promoted, and the old primary's folder
+    /// rebuilt as a replica of the new one. Ports swap with the roles: point the pooler at <see cref="PrimarySocketDir"/> again.</summary>
+    public async Task FailoverAsync()
+    {
+        await StopNodeAsync(_primary);
+        await ProcessRunner.RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", _replica.Dir, "-w", "-t", "60", "promote"], asUser: User);
+        (_primary, _replica) = (_replica, _primary);
+        await CloneReplicaAsync();
+    }
+
+    /// <summary>Whether the data lives on a file system of its own (mounting needs root and a kernel that allows it).</summary>
+    public bool OwnDisk { get; private set; }
+
+    string Filler => Path.Combine(Root, "filler");
+
+    /// <summary>Fills the data's file system to the last byte, as a runaway log or a forgotten dump would.</summary>
+    public async Task FillDiskAsync()
+    {
+        if (!OwnDisk) throw new InvalidOperationException("the cluster has no file system of its own");
+        var free = new DriveInfo(Root).AvailableFreeSpace;
+        await ProcessRunner.RunAsync("fallocate", ["-l", free.ToString(CultureInfo.InvariantCulture), Filler]);
+        // What fallocate left (metadata, rounding) goes too.
+        await ProcessRunner.RunForExitAsync("dd", ["if=/dev/zero", $"of={Filler}-rest", "bs=4k"]);
+    }
+
+    /// <summary>Frees the space again and, as an operator would, starts any node that stopped for want of it.</summary>
+    public async Task FreeDiskAsync()
+    {
+        File.Delete(Filler);
+        File.Delete(Filler + "-rest");
+        foreach (var node in new[] { _primary, _replica })
+            if ((await ProcessRunner.RunForExitAsync(Path.Combine(_bin, "pg_ctl"), ["-D", node.Dir, "status"], asUser: User)).ExitCode != 0)
+                await StartNodeAsync(node);
     }
 
     static string PostgresBin() =>
@@ -171,8 +234,9 @@ public sealed class PostgresCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var dir in new[] { "replica", "primary" })
-            await ProcessRunner.RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", Path.Combine(Root, dir), "-m", "immediate", "-w", "stop"], asUser: User, check: false);
+        await StopNodeAsync(_replica);
+        await StopNodeAsync(_primary);
+        if (OwnDisk) await ProcessRunner.RunForExitAsync("umount", ["-l", Root]);
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }
@@ -180,14 +244,16 @@ public sealed class PostgresCluster : IAsyncDisposable
 /// <summary>PgBouncer (run as the <c>postgres</c> user: it refuses root) in transaction pooling mode.</summary>
 public sealed class PgBouncer : IAsyncDisposable
 {
-    readonly ManagedProcess _process;
+    ManagedProcess _process;
     readonly string _dir;
+    readonly string _auth;
 
-    PgBouncer(ManagedProcess process, string dir, int port)
+    PgBouncer(ManagedProcess process, string dir, int port, string auth)
     {
         _process = process;
         _dir = dir;
         Port = port;
+        _auth = auth;
     }
 
     public int Port { get; }
@@ -197,33 +263,51 @@ public sealed class PgBouncer : IAsyncDisposable
     public static async Task<PgBouncer> StartAsync(IEnumerable<string> databases, string auth)
     {
         var dir = ProcessRunner.NewTempDirectory("pgbouncer");
-        var port = ProcessRunner.FreePort();
-        var ini = Path.Combine(dir, "pgbouncer.ini");
         await File.WriteAllTextAsync(Path.Combine(dir, "userlist.txt"), "\"postgres\" \"\"\n");
-        await File.WriteAllTextAsync(ini, $"""
+        var bouncer = new PgBouncer(null!, dir, ProcessRunner.FreePort(), auth);
+        await bouncer.WriteConfigAsync(databases);
+        await bouncer.LaunchAsync();
+        return bouncer;
+    }
+
+    async Task WriteConfigAsync(IEnumerable<string> databases)
+    {
+        await File.WriteAllTextAsync(Path.Combine(_dir, "pgbouncer.ini"), $"""
             [databases]
             {string.Join('\n', databases)}
 
             [pgbouncer]
             listen_addr = 127.0.0.1
-            listen_port = {port}
+            listen_port = {Port}
             unix_socket_dir =
             pool_mode = transaction
             max_client_conn = 2000
             default_pool_size = 40
             ignore_startup_parameters = extra_float_digits
-            auth_file = {dir}/userlist.txt
-            {auth}
-            logfile = {dir}/pgbouncer.log
-            pidfile = {dir}/pgbouncer.pid
+            auth_file = {_dir}/userlist.txt
+            {_auth}
+            logfile = {_dir}/pgbouncer.log
+            pidfile = {_dir}/pgbouncer.pid
             admin_users = postgres
             """);
-        if (ProcessRunner.IsRoot) await ProcessRunner.RunAsync("chown", ["-R", "postgres:postgres", dir]);
-        var process = ManagedProcess.Start("pgbouncer", "/usr/sbin/pgbouncer", [ini], asUser: "postgres");
-        var bouncer = new PgBouncer(process, dir, port);
-        await Polling.Eventually(async () => process.HasExited || await ProcessRunner.AcceptsAsync(port), "PgBouncer listens");
-        if (process.HasExited) throw new InvalidOperationException($"pgbouncer exited: {process.Output} {File.ReadAllText(Path.Combine(dir, "pgbouncer.log"))}");
-        return bouncer;
+        if (ProcessRunner.IsRoot) await ProcessRunner.RunAsync("chown", ["-R", "postgres:postgres", _dir]);
+    }
+
+    async Task LaunchAsync()
+    {
+        var process = _process = ManagedProcess.Start("pgbouncer", "/usr/sbin/pgbouncer", [Path.Combine(_dir, "pgbouncer.ini")], asUser: "postgres");
+        await Polling.Eventually(async () => process.HasExited || await ProcessRunner.AcceptsAsync(Port), "PgBouncer listens");
+        if (process.HasExited) throw new InvalidOperationException($"pgbouncer exited: {process.Output} {File.ReadAllText(Path.Combine(_dir, "pgbouncer.log"))}");
+    }
+
+    /// <summary>Kills PgBouncer (SIGKILL: every client connection drops) and starts it again on the same port, with
+    /// new <c>[databases]</c> lines when given (a failover points it at the new primary).</summary>
+    public async Task RestartAsync(IEnumerable<string>? databases = null)
+    {
+        await _process.DisposeAsync();
+        File.Delete(Path.Combine(_dir, "pgbouncer.pid"));
+        if (databases is not null) await WriteConfigAsync(databases);
+        await LaunchAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -323,6 +407,14 @@ public sealed class NeracaProcess(string name, int port, string[] args, IDiction
         var process = _process ?? throw new InvalidOperationException("not started");
         await process.SignalAsync("TERM");
         return await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>SIGKILL, as a node failure or the OOM killer would: no drain, leases and connections left behind.</summary>
+    public async Task KillAsync()
+    {
+        var process = _process ?? throw new InvalidOperationException("not started");
+        await process.SignalAsync("KILL");
+        await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
     }
 
     public async ValueTask DisposeAsync()

@@ -17,7 +17,7 @@ namespace Neraca.Tests.Topology;
 /// front of a PostgreSQL primary and its streaming replica (<c>pg_basebackup -R</c>; <c>ReadDatabase</c> is the
 /// replica through PgBouncer), Redis and RabbitMQ. Every Neraca process reads its connection strings from secret files
 /// (<c>NERACA_DATABASE_FILE</c>) and authenticates with a password (SCRAM) that PgBouncer checks against the primary.</summary>
-public sealed class TopologyFixture : IAsyncLifetime
+public class TopologyFixture : IAsyncLifetime
 {
     public const string AppRole = "neraca";
     public string Password { get; private set; } = "first-Secret-1";
@@ -39,10 +39,36 @@ public sealed class TopologyFixture : IAsyncLifetime
 
     public string ViaBouncer(string database, string password) => new NpgsqlConnectionStringBuilder
     {
-        Host = "127.0.0.1", Port = Bouncer.Port, Database = database, Username = AppRole, Password = password,
+        Host = "127.0.0.1", Port = DatabasePort, Database = database, Username = AppRole, Password = password,
         // Connections live 3 s: every replica opens new ones all the time, so a rotated password is really used.
         ConnectionLifetime = 3,
     }.ConnectionString;
+
+    /// <summary>Where the Neraca processes reach the database: PgBouncer here, a fault proxy in front of it in the fault tests.</summary>
+    protected virtual int DatabasePort => Bouncer.Port;
+
+    /// <summary>The primary commits only once the replica has the commit too (needed to fail over without loss).</summary>
+    protected virtual bool SynchronousReplica => false;
+
+    /// <summary>The size of a file system of the database's own, when it needs one (the fault tests fill it).</summary>
+    protected virtual int? DiskMegabytes => null;
+
+    /// <summary>Arguments every Neraca process of the topology gets besides its role.</summary>
+    protected virtual IEnumerable<string> ServerArgs => [];
+
+    /// <summary>Redis and RabbitMQ URLs: the test run's shared ones; the fault tests kill theirs, so they start their own.</summary>
+    protected virtual async Task<(string Redis, string RabbitMq)> BrokersAsync() => ((await RedisServer.SharedAsync()).Url, (await RabbitMqServer.SharedAsync()).Url);
+
+    /// <summary>The environment of one Neraca process (the fault tests give each its own clock).</summary>
+    protected virtual IDictionary<string, string> ProcessEnvironment(string name, IDictionary<string, string> common) => common;
+
+    /// <summary>Runs once PgBouncer is up, before any Neraca process is configured.</summary>
+    protected virtual Task DatabaseStartedAsync() => Task.CompletedTask;
+
+    /// <summary>PgBouncer's <c>[databases]</c>: the app's database on the primary and its replica, by socket.</summary>
+    public IEnumerable<string> BouncerDatabases() =>
+        [$"neraca = host={Postgres.PrimarySocketDir} port={Postgres.PrimaryPort} dbname=neraca",
+         $"neraca_replica = host={Postgres.ReplicaSocketDir} port={Postgres.ReplicaPort} dbname=neraca"];
 
     public async ValueTask InitializeAsync()
     {
@@ -52,13 +78,11 @@ public sealed class TopologyFixture : IAsyncLifetime
             Unavailable = missing.Count > 0 ? $"missing {string.Join(", ", missing)} (scripts/test.sh installs haproxy and pgbouncer)" : "needs root (runs PostgreSQL and PgBouncer as the postgres user)";
             return;
         }
-        Postgres = await PostgresCluster.StartAsync();
+        Postgres = await PostgresCluster.StartAsync(SynchronousReplica, DiskMegabytes);
         await Postgres.ExecuteAsync(Postgres.PrimaryPort, $"CREATE ROLE {AppRole} LOGIN PASSWORD '{Password}'");
         await Postgres.ExecuteAsync(Postgres.PrimaryPort, $"CREATE DATABASE neraca OWNER {AppRole}");
-        Bouncer = await PgBouncer.StartAsync(
-            [$"neraca = host={Postgres.PrimarySocketDir} port={Postgres.PrimaryPort} dbname=neraca",
-             $"neraca_replica = host={Postgres.ReplicaSocketDir} port={Postgres.ReplicaPort} dbname=neraca"],
-            "auth_type = scram-sha-256\nauth_user = postgres");
+        Bouncer = await PgBouncer.StartAsync(BouncerDatabases(), "auth_type = scram-sha-256\nauth_user = postgres");
+        await DatabaseStartedAsync();
 
         // Migrations as the migration Job runs them: `neraca migrate`, straight to the primary.
         var migrateDirect = new NpgsqlConnectionStringBuilder
@@ -73,8 +97,7 @@ public sealed class TopologyFixture : IAsyncLifetime
         Tenant = await Inspector.NewTenantAsync();
         Webhooks = await WebhookReceiver.StartAsync();
 
-        var redis = await RedisServer.SharedAsync();
-        var rabbit = await RabbitMqServer.SharedAsync();
+        var (redis, rabbit) = await BrokersAsync();
         var run = Guid.NewGuid().ToString("N")[..8];
         var env = new Dictionary<string, string>
         {
@@ -83,15 +106,15 @@ public sealed class TopologyFixture : IAsyncLifetime
             ["NERACA_DATABASE_POOLER"] = "transaction",
             ["NERACA_MIGRATE_ON_START"] = "false",
             ["NERACA_SHUTDOWN_DRAIN_SECONDS"] = "2",
-            ["NERACA_REDIS__URL"] = redis.Url,
+            ["NERACA_REDIS__URL"] = redis,
             ["NERACA_REDIS__KEY_PREFIX"] = $"topo-{run}:",
-            ["NERACA_EVENTS__RABBIT_MQ_URL"] = rabbit.Url,
+            ["NERACA_EVENTS__RABBIT_MQ_URL"] = rabbit,
             ["NERACA_EVENTS__RABBIT_MQ_EXCHANGE"] = $"topo-{run}",
         };
-        string[] fast = [.. EventsTestKit.FastWorkerArgs, "--Jobs:SchedulerIntervalMs=500"];
+        string[] fast = [.. EventsTestKit.FastWorkerArgs, "--Jobs:SchedulerIntervalMs=500", .. ServerArgs];
         foreach (var (role, count) in new[] { ("api", 3), ("worker", 2), ("scheduler", 2) })
             for (var i = 1; i <= count; i++)
-                _processes.Add(new NeracaProcess($"{role}{i}", ProcessRunner.FreePort(), ["--role", role, .. fast], env));
+                _processes.Add(new NeracaProcess($"{role}{i}", ProcessRunner.FreePort(), ["--role", role, .. fast], ProcessEnvironment($"{role}{i}", env)));
         await Task.WhenAll(_processes.Select(p => p.StartAsync()));
         Balancer = await HaProxy.StartAsync(_processes.Where(p => p.Name.StartsWith("api", StringComparison.Ordinal)).Select(p => p.Port));
     }
@@ -117,8 +140,9 @@ public sealed class TopologyFixture : IAsyncLifetime
 
     public string Logs() => string.Join("\n", _processes.Select(p => $"--- {p.Name}\n{p.Output}")) + "\n--- haproxy\n" + Balancer?.Output;
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
+        GC.SuppressFinalize(this);
         foreach (var p in _processes) await p.DisposeAsync();
         if (Balancer is not null) await Balancer.DisposeAsync();
         if (Inspector is not null) await Inspector.DisposeAsync();
