@@ -67,6 +67,11 @@ public sealed class NeracaOptions
     [Range(0, 300)]
     public int ShutdownDrainSeconds { get; set; }
 
+    /// <summary>At start, how long to keep trying to reach an unavailable database (restarting, failing over, behind a
+    /// pooler that is not up yet) before giving up with an error exit, in seconds. Default 120.</summary>
+    [Range(0, 3600)]
+    public int DatabaseStartupWaitSeconds { get; set; } = 120;
+
     /// <summary>Maximum connections in the PostgreSQL pool of this process.</summary>
     [Range(2, 1000)]
     public int DatabasePoolSizeMax { get; set; } = 50;

@@ -42,7 +42,30 @@ public sealed partial class StorageStartup(MigrationRunner runner, TenantStore t
 {
     public Task<IReadOnlyList<int>> MigrateAsync(CancellationToken ct) => runner.ApplyAsync(ct, BootstrapAsync);
 
+    /// <summary>Migrates (or checks the schema), waiting up to <see cref="NeracaOptions.DatabaseStartupWaitSeconds"/>
+    /// for a database that is unavailable: a replica started during a database restart or failover must come up once
+    /// the database does, not crash (the fault-injection suite found one exiting with an unhandled connection error).</summary>
     public async Task PrepareAsync(CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(options.Value.DatabaseStartupWaitSeconds);
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                await PrepareOnceAsync(ct);
+                return;
+            }
+            catch (Exception e) when (Database.IsUnavailable(e) && DateTime.UtcNow + delay < deadline && !ct.IsCancellationRequested)
+            {
+                LogDatabaseUnavailable(logger, delay.TotalSeconds, e.Message);
+                await Task.Delay(delay, ct);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    async Task PrepareOnceAsync(CancellationToken ct)
     {
         if (options.Value.MigrateOnStart)
         {
@@ -79,6 +102,9 @@ public sealed partial class StorageStartup(MigrationRunner runner, TenantStore t
 
             """);
     }
+
+    [LoggerMessage(2, LogLevel.Warning, "The database is unavailable at start; trying again in {DelaySeconds} s: {Reason}")]
+    static partial void LogDatabaseUnavailable(ILogger logger, double delaySeconds, string reason);
 
     [LoggerMessage(1, LogLevel.Warning, "Created tenant 'default' with a generated admin API key (printed once on standard output)")]
     static partial void LogBootstrapKeyCreated(ILogger logger);

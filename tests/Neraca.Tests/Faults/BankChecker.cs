@@ -103,6 +103,8 @@ public static partial class BankChecker
 
         verdicts.Add(await EventsAsync(t, db, submitted, storedById));
         verdicts.Add(await JobsAsync(db));
+        // Withdrawals first: they end with a payout, which the sandbox check then counts too.
+        verdicts.Add(await WithdrawalsAsync(t, db, ops));
         verdicts.Add(await PayoutsAsync(t, http, ops));
         return verdicts;
     }
@@ -142,7 +144,8 @@ public static partial class BankChecker
         return verdict;
     }
 
-    /// <summary>Every payout ends, the sandbox paid each succeeded one exactly once and no failed one.</summary>
+    /// <summary>Every payout ends, the sandbox paid each succeeded one exactly once and no failed one, and nothing (a
+    /// withdrawal's payout included) twice.</summary>
     static async Task<Verdict> PayoutsAsync(FaultTopology t, HttpClient http, List<Operation> ops)
     {
         var verdict = new Verdict("the sandbox paid each payout at most once (succeeded: once, failed: never)");
@@ -158,19 +161,47 @@ public static partial class BankChecker
             return states.Count(s => s.Value is "succeeded" or "failed") == asked.Count;
         }, TimeSpan.FromMinutes(3));
         var paid = (await t.Sandbox!.PaidAsync()).GroupBy(p => (string)p["external_id"]!).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var (key, times) in paid.Where(p => p.Value > 1))
+            verdict.Violation("none", $"the sandbox paid {key} {times} times");
         foreach (var op in asked)
         {
             verdict.Checked++;
             var times = paid.GetValueOrDefault(PayoutService.ProviderKey(t.Tenant.Id, op.Id));
             var state = states.GetValueOrDefault(op.Id) ?? "missing";
-            if (times > 1) verdict.Violation(op.Fault, $"payout {op.Id} paid {times} times");
-            else if (state == "succeeded" && times != 1) verdict.Violation(op.Fault, $"payout {op.Id} succeeded but paid {times} times");
+            if (times > 1) continue; // reported above
+            if (state == "succeeded" && times != 1) verdict.Violation(op.Fault, $"payout {op.Id} succeeded but paid {times} times");
             else if (state == "failed" && times != 0) verdict.Violation(op.Fault, $"payout {op.Id} failed but was paid");
             else if (state is not ("succeeded" or "failed")) verdict.Violation(op.Fault, $"payout {op.Id} still {state}");
         }
         foreach (var op in ops.Where(o => o.Kind == "payout" && o.Outcome == Outcome.Refused))
             if ((await http.GetJsonAsync($"/v1/payouts/{op.Id}")).Response.StatusCode != HttpStatusCode.NotFound)
                 verdict.Violation(op.Fault, $"payout {op.Id} refused ({op.Code}) but exists");
+        return verdict;
+    }
+
+    /// <summary>Earned wage withdrawals: each acknowledged one stored once with its amount, no other (so nothing refused
+    /// or merely retried made one), and every one ends paid or failed.</summary>
+    static async Task<Verdict> WithdrawalsAsync(FaultTopology t, NpgsqlConnection db, List<Operation> ops)
+    {
+        var verdict = new Verdict("each acknowledged withdrawal exists once and ends paid or failed; nothing else was withdrawn");
+        var asked = ops.Where(o => o.Kind == "ewa" && o.Outcome == Outcome.Acknowledged).ToDictionary(o => (string)o.Answer!["id"]!);
+        List<(string Id, long Amount, string Status)> stored = [];
+        await WaitAsync(async () =>
+        {
+            stored = (await db.QueryAsync<(string, long, string)>(
+                "SELECT id, amount, status FROM ewa_withdrawals WHERE tenant_id = @tenant AND employer_id = @employer",
+                new { tenant = t.Tenant.Id, employer = FaultWorkload.Employer })).ToList();
+            return stored.All(w => w.Status is "paid" or "failed");
+        }, TimeSpan.FromMinutes(3));
+        verdict.Checked = ops.Count(o => o.Kind == "ewa");
+        foreach (var (id, amount, status) in stored)
+        {
+            if (!asked.TryGetValue(id, out var op)) verdict.Violation("none", $"withdrawal {id} ({amount}) stored but never acknowledged");
+            else if (amount != (long)op.Body["amount"]!) verdict.Violation(op.Fault, $"withdrawal {id} stored with {amount}, asked {op.Body["amount"]}");
+            else if (status is not ("paid" or "failed")) verdict.Violation(op.Fault, $"withdrawal {id} still {status}");
+        }
+        foreach (var (id, op) in asked.Where(a => stored.All(s => s.Id != a.Key)))
+            verdict.Violation(op.Fault, $"withdrawal {id} acknowledged but not stored");
         return verdict;
     }
 

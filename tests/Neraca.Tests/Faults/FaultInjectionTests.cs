@@ -73,11 +73,14 @@ public sealed class FaultInjectionTests(FaultTopology topology) : IClassFixture<
             .. FaultTopology.FakeTime is not null ? [new Fault("wall clock of a worker +90 s and of an api -60 s for 10 s", async () =>
             {
                 var (worker, api) = (Any("worker"), Any("api"));
+                await Task.WhenAll(t.FakeClockAsync(worker, on: true), t.FakeClockAsync(api, on: true));
                 await t.SetClockAsync(worker.Name, TimeSpan.FromSeconds(90));
                 await t.SetClockAsync(api.Name, TimeSpan.FromSeconds(-60));
                 await Task.Delay(TimeSpan.FromSeconds(10));
                 await t.SetClockAsync(worker.Name, TimeSpan.Zero);
                 await t.SetClockAsync(api.Name, TimeSpan.Zero);
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                await Task.WhenAll(t.FakeClockAsync(worker, on: false), t.FakeClockAsync(api, on: false));
             })] : Array.Empty<Fault>(),
         ];
     }

@@ -41,17 +41,25 @@ public sealed class FaultTopology : TopologyFixture
         return (Redis.Url, RabbitMq.Url);
     }
 
-    /// <summary>Each process reads the wall clock through libfaketime with an offset from its own file (re-read every
-    /// second), so a test can step one process's clock as a bad NTP step would. The monotonic clock (timers,
-    /// timeouts) is left alone, as a real step leaves it.</summary>
-    protected override IDictionary<string, string> ProcessEnvironment(string name, IDictionary<string, string> common)
+    /// <summary>Restarts <paramref name="process"/> (gracefully) with its wall clock read through libfaketime, at an
+    /// offset read from its own file every second, so <see cref="SetClockAsync"/> can step it as a bad NTP step would.
+    /// The monotonic clock (timers, timeouts) is left alone, as a real step leaves it. Only for the fault's duration:
+    /// libfaketime 0.9.10 (Debian's) turns the runtime's monotonic timed waits into busy loops (wolfcw/libfaketime#503),
+    /// which burns about a third of a core per process.</summary>
+    public async Task FakeClockAsync(NeracaProcess process, bool on)
     {
-        if (FakeTime is null) return common;
-        File.WriteAllText(ClockFile(name), "+0\n");
-        return new Dictionary<string, string>(common)
+        await process.StopAsync();
+        if (!on)
         {
-            ["LD_PRELOAD"] = FakeTime, ["DONT_FAKE_MONOTONIC"] = "1", ["FAKETIME_CACHE_DURATION"] = "1", ["FAKETIME_TIMESTAMP_FILE"] = ClockFile(name),
-        };
+            await process.StartAsync();
+            return;
+        }
+        await File.WriteAllTextAsync(ClockFile(process.Name), "+0\n");
+        await process.StartAsync(new Dictionary<string, string>
+        {
+            ["LD_PRELOAD"] = FakeTime ?? throw new InvalidOperationException("libfaketime is not installed"),
+            ["FAKETIME_DONT_FAKE_MONOTONIC"] = "1", ["FAKETIME_CACHE_DURATION"] = "1", ["FAKETIME_TIMESTAMP_FILE"] = ClockFile(process.Name),
+        });
     }
 
     /// <summary>libfaketime, when installed (scripts/test.sh installs the <c>faketime</c> package).</summary>

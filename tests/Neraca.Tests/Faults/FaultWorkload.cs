@@ -31,8 +31,8 @@ public sealed class Operation(string kind, string id, string path, JsonObject bo
 }
 
 /// <summary>The mixed workload of the fault tests through the balancer: transfers among a few hundred accounts (a few
-/// hot ones take a large share), two-phase holds posted or voided, atomic batches, payouts through the sandbox, and
-/// reads. Every write carries an id and an Idempotency-Key; an indeterminate answer is retried with both unchanged.</summary>
+/// hot ones take a large share), two-phase holds posted or voided, atomic batches, payouts through the sandbox, earned
+/// wage withdrawals (paid out through the sandbox too), and reads. Every write carries an id and an Idempotency-Key; an indeterminate answer is retried with both unchanged.</summary>
 public sealed class FaultWorkload(FaultTopology topology, string ledger, int clients)
 {
     public const int Accounts = 200;
@@ -40,6 +40,8 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
     const long Funding = 1_000_000;
     public const string Bank = "bank";
     public const string PayoutSource = "payout-src";
+    public const string Employer = "faults-er";
+    const int Employees = 20;
 
     readonly CancellationTokenSource _stop = new();
     Task? _running;
@@ -72,6 +74,24 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
             await l.AccountAsync(Account(i), ledger, flags: i % 10 == 9 ? ["debits_must_not_exceed_credits"] : null);
             Assert.Equal(HttpStatusCode.Created, (await l.TransferAsync($"fund-{i}", Bank, Account(i), i % 10 == 9 ? 1_000 : Funding)).Response.StatusCode);
         }
+
+        // An employer whose salaried staff (started long ago) may draw on what they have earned this cycle; on some
+        // days of the month (before the first payday-cycle business day ends) there is nothing earned yet and every
+        // withdrawal is refused, which the checker handles like any refusal.
+        var er = await http.PostJsonAsync("/v1/ewa/employers", new
+        {
+            id = Employer, name = "PT Uji Gangguan", payday_day = 25,
+            policy = new { withdrawal_min = 10_000, withdrawal_max = 1_000_000, withdrawals_per_cycle_max = 100, fee_flat = 1_000, blackout_days = 0 },
+        });
+        Assert.True(er.Response.StatusCode == HttpStatusCode.Created, er.Body?.ToJsonString());
+        var fund = await http.PostJsonAsync($"/v1/ewa/employers/{Employer}/funding", new { amount = 10_000_000_000 }, idempotencyKey: "fund-" + Employer);
+        Assert.True(fund.Response.IsSuccessStatusCode, fund.Body?.ToJsonString());
+        var roster = "employee_id,name,email,phone,pay_type,pay_rate,start_date,bank_code,bank_account\n" + string.Concat(Enumerable.Range(0, Employees)
+            .Select(i => $"e{i},Karyawan {i},e{i}@example.com,+62812000{i:D4},monthly,500000000,2025-01-01,BCA,88{i:D8}\n"));
+        var import = await http.PostRawAsync($"/v1/ewa/employers/{Employer}/employees/import", roster, "text/csv");
+        Assert.True(import.Response.StatusCode == HttpStatusCode.Accepted, import.Body?.ToJsonString());
+        await Polling.Eventually(() => http.GetJsonAsync($"/v1/ewa/employers/{Employer}/imports/{import.Body!["id"]}"),
+            x => (string?)x.Body?["status"] == "completed", "the roster import completes");
     }
 
     public void Start() => _running = Task.WhenAll(Enumerable.Range(0, clients).Select(RunAsync));
@@ -97,6 +117,7 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
             else if (roll < 65) await HoldAsync(http, random, id);
             else if (roll < 78) await BatchAsync(http, random, id);
             else if (roll < 83) await PayoutAsync(http, random, id);
+            else if (roll < 86) await WithdrawAsync(http, random, id);
             else await ReadAsync(http, random);
         }
     }
@@ -137,6 +158,10 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
         ["id"] = id, ["source_account"] = PayoutSource, ["amount"] = 10_000 + random.Next(90_000), ["reference"] = "faults",
         ["destination"] = new JsonObject { ["type"] = "bank", ["code"] = "BCA", ["account_number"] = $"77{random.Next(100_000_000):D8}" },
     }, CurrentFault));
+
+    /// <summary>An employee's earned-wage withdrawal: its id is the server's, so the checker finds it by the answer.</summary>
+    Task WithdrawAsync(HttpClient http, Random random, string id) => SubmitAsync(http, new Operation("ewa",
+        id, $"/v1/ewa/employers/{Employer}/employees/e{random.Next(Employees)}/withdrawals", new JsonObject { ["amount"] = 10_000 + random.Next(90_000) }, CurrentFault));
 
     async Task ReadAsync(HttpClient http, Random random)
     {

@@ -42,4 +42,30 @@ public sealed class DatabaseOutageTests
             Assert.Equal(HttpStatusCode.OK, (await probe.GetAsync("/health/ready")).StatusCode);
         await Conservation.AssertAsync(server, tenant.Id);
     }
+
+    /// <summary>Found by the fault-injection suite: a replica (re)started while PostgreSQL was restarting exited with an
+    /// unhandled connection error. It waits for the database instead, up to <c>DatabaseStartupWaitSeconds</c>.</summary>
+    [Fact]
+    public async Task Server_started_while_postgres_is_down_waits_for_it_instead_of_crashing()
+    {
+        await using var postgres = await PostgresServer.StartOwnAsync();
+        var database = await postgres.CreateDatabaseAsync();
+        await postgres.CrashAsync();
+
+        // With no patience configured it gives up at once, with the driver's error.
+        var impatient = await Assert.ThrowsAnyAsync<Exception>(() => NeracaServer.StartAsync(database, "--DatabaseStartupWaitSeconds=0"));
+        Assert.True(Neraca.Storage.Database.IsUnavailable(impatient), impatient.ToString());
+
+        var starting = NeracaServer.StartAsync(database);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.False(starting.IsCompleted, starting.Exception?.ToString() ?? "started without a database");
+        await postgres.RestartAsync();
+        await using var server = await starting;
+        var tenant = await server.NewTenantAsync();
+        var ledger = new LedgerClient(tenant.Http);
+        await ledger.LedgerAsync();
+        await ledger.AccountAsync("cash", normal: "debit");
+        await ledger.AccountAsync("wallet");
+        Assert.Equal(HttpStatusCode.Created, (await ledger.TransferAsync("after", "cash", "wallet", 1_000)).Response.StatusCode);
+    }
 }

@@ -181,9 +181,9 @@ public sealed class PostgresCluster : IAsyncDisposable
     public async Task FillDiskAsync()
     {
         if (!OwnDisk) throw new InvalidOperationException("the cluster has no file system of its own");
-        var free = new DriveInfo(Root).AvailableFreeSpace;
-        await ProcessRunner.RunAsync("fallocate", ["-l", free.ToString(CultureInfo.InvariantCulture), Filler]);
-        // What fallocate left (metadata, rounding) goes too.
+        // The database keeps writing meanwhile: leave it a little, which dd then takes to the last byte.
+        var free = new DriveInfo(Root).AvailableFreeSpace - (16 << 20);
+        if (free > 0) await ProcessRunner.RunAsync("fallocate", ["-l", free.ToString(CultureInfo.InvariantCulture), Filler]);
         await ProcessRunner.RunForExitAsync("dd", ["if=/dev/zero", $"of={Filler}-rest", "bs=4k"]);
     }
 
@@ -383,11 +383,13 @@ public sealed class NeracaProcess(string name, int port, string[] args, IDiction
     /// <summary>The output of every run so far.</summary>
     public string Output => _earlier + (_process?.Output ?? "");
 
-    public async Task StartAsync()
+    /// <summary>Starts (or restarts) the server; <paramref name="extraEnv"/> adds variables for this run only.</summary>
+    public async Task StartAsync(IDictionary<string, string>? extraEnv = null)
     {
         if (_process is not null) _earlier.Append(_process.Output).AppendLine("--- restarted");
+        var runEnv = extraEnv is null ? env : new Dictionary<string, string>(env).Concat(extraEnv).ToDictionary();
         _process = ManagedProcess.Start(Name, "dotnet",
-            [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true", .. args], env);
+            [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true", .. args], runEnv);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
         await Polling.Eventually(async () => _process.HasExited || await ReadyAsync(http), $"{Name} answers /health/ready",
             TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(100));
