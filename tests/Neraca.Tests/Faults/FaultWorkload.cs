@@ -127,7 +127,7 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
         var from = PickAccount(random);
         var to = PickAccount(random);
         if (to == from) to = (from + 1) % Accounts;
-        var body = new JsonObject { ["id"] = id, ["debit_account"] = Account(from), ["credit_account"] = Account(to), ["amount"] = 1 + random.Next(2_000) };
+        var body = new JsonObject { ["id"] = id, ["debit_account"] = Account(from), ["credit_account"] = Account(to), ["amount"] = (long)(1 + random.Next(2_000)) };
         if (pending) { body["pending"] = true; body["timeout_seconds"] = 3600; }
         return body;
     }
@@ -155,13 +155,13 @@ public sealed class FaultWorkload(FaultTopology topology, string ledger, int cli
 
     Task PayoutAsync(HttpClient http, Random random, string id) => SubmitAsync(http, new Operation("payout", id, "/v1/payouts", new JsonObject
     {
-        ["id"] = id, ["source_account"] = PayoutSource, ["amount"] = 10_000 + random.Next(90_000), ["reference"] = "faults",
+        ["id"] = id, ["source_account"] = PayoutSource, ["amount"] = (long)(10_000 + random.Next(90_000)), ["reference"] = "faults",
         ["destination"] = new JsonObject { ["type"] = "bank", ["code"] = "BCA", ["account_number"] = $"77{random.Next(100_000_000):D8}" },
     }, CurrentFault));
 
     /// <summary>An employee's earned-wage withdrawal: its id is the server's, so the checker finds it by the answer.</summary>
     Task WithdrawAsync(HttpClient http, Random random, string id) => SubmitAsync(http, new Operation("ewa",
-        id, $"/v1/ewa/employers/{Employer}/employees/e{random.Next(Employees)}/withdrawals", new JsonObject { ["amount"] = 10_000 + random.Next(90_000) }, CurrentFault));
+        id, $"/v1/ewa/employers/{Employer}/employees/e{random.Next(Employees)}/withdrawals", new JsonObject { ["amount"] = (long)(10_000 + random.Next(90_000)) }, CurrentFault));
 
     async Task ReadAsync(HttpClient http, Random random)
     {
