@@ -138,8 +138,8 @@ public sealed class FaultInjectionTests(FaultTopology topology) : IClassFixture<
                 var fault = faults[Random.Shared.Next(faults.Length)];
                 if (Random.Shared.Next(4) == 0 && !fault.Name.StartsWith("SIGKILL", StringComparison.Ordinal))
                 {
-                    var kill = faults[Random.Shared.Next(3)];
-                    fault = new Fault(fault.Name, () => Task.WhenAll(fault.Run(), kill.Run()));
+                    var (alone, kill) = (fault, faults[Random.Shared.Next(3)]);
+                    fault = new Fault(alone.Name, () => Task.WhenAll(alone.Run(), kill.Run()));
                     injections[kill.Name]++;
                 }
                 await InjectAsync(fault);
