@@ -40,10 +40,13 @@ fi
 cleanup() {
   # Whatever a crashed test run left behind: servers whose data folders are ours.
   pkill -f 'neraca-test-' >/dev/null 2>&1 || true
+  pkill -f 'Neraca.Tests/bin/.*/Neraca.Server.dll' >/dev/null 2>&1 || true
   for node in $(ls -d /tmp/neraca-test-rabbit-* 2>/dev/null); do
     [ -f "$node/nodename" ] && rabbitmqctl -n "$(cat "$node/nodename")" stop >/dev/null 2>&1 || true
   done
   pkill -x epmd >/dev/null 2>&1 || true
+  # The fault tests' database file system (a tmpfs mount), if the test process died before unmounting it.
+  for mount in $(awk '$2 ~ /^\/tmp\/neraca-test-/ { print $2 }' /proc/mounts 2>/dev/null); do umount -l "$mount" 2>/dev/null || true; done
   rm -rf /tmp/neraca-test-* 2>/dev/null || true
 }
 trap cleanup EXIT
