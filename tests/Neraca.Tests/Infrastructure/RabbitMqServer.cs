@@ -10,7 +10,7 @@ public sealed class RabbitMqServer : IAsyncDisposable
     const string ServerPath = "/usr/sbin/rabbitmq-server";
     const string CtlPath = "/usr/sbin/rabbitmqctl";
     const string User = "rabbitmq";
-    static readonly Lazy<Task<RabbitMqServer>> Instance = new(StartAsync);
+    static readonly Lazy<Task<RabbitMqServer>> Instance = new(StartOwnAsync);
 
     readonly string _dir;
     readonly string _node;
@@ -41,9 +41,8 @@ public sealed class RabbitMqServer : IAsyncDisposable
             await (await Instance.Value).DisposeAsync();
     }
 
-    public static Task<RabbitMqServer> StartOwnAsync() => StartAsync();
-
-    static async Task<RabbitMqServer> StartAsync()
+    /// <summary>A broker of the caller's own (the shared one is <see cref="SharedAsync"/>'s).</summary>
+    public static async Task<RabbitMqServer> StartOwnAsync()
     {
         if (!File.Exists(ServerPath))
             throw new InvalidOperationException("rabbitmq-server not found; run scripts/test.sh (it installs it) or apt-get install rabbitmq-server.");

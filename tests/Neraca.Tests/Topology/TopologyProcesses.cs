@@ -181,9 +181,10 @@ public sealed class PostgresCluster : IAsyncDisposable
     public async Task FillDiskAsync()
     {
         if (!OwnDisk) throw new InvalidOperationException("the cluster has no file system of its own");
-        // The database keeps writing meanwhile: leave it a little, which dd then takes to the last byte.
-        var free = new DriveInfo(Root).AvailableFreeSpace - (16 << 20);
-        if (free > 0) await ProcessRunner.RunAsync("fallocate", ["-l", free.ToString(CultureInfo.InvariantCulture), Filler]);
+        // The database keeps writing meanwhile, so fallocate may lose the race for the space it measured (it then
+        // allocates nothing): dd takes whatever is left, to the last byte.
+        var free = new DriveInfo(Root).AvailableFreeSpace - (64 << 20);
+        if (free > 0) await ProcessRunner.RunForExitAsync("fallocate", ["-l", free.ToString(CultureInfo.InvariantCulture), Filler]);
         await ProcessRunner.RunForExitAsync("dd", ["if=/dev/zero", $"of={Filler}-rest", "bs=4k"]);
     }
 
@@ -387,7 +388,7 @@ public sealed class NeracaProcess(string name, int port, string[] args, IDiction
     public async Task StartAsync(IDictionary<string, string>? extraEnv = null)
     {
         if (_process is not null) _earlier.Append(_process.Output).AppendLine("--- restarted");
-        var runEnv = extraEnv is null ? env : new Dictionary<string, string>(env).Concat(extraEnv).ToDictionary();
+        var runEnv = extraEnv is null ? env : env.Concat(extraEnv).ToDictionary();
         _process = ManagedProcess.Start(Name, "dotnet",
             [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true", .. args], runEnv);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
