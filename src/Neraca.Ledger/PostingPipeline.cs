@@ -32,7 +32,7 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
         _database = database;
         _cache = cache;
         // Group commit with NpgsqlBatch and unnest arrays, or statement by statement in SQLite's one write transaction.
-        _store = dialect.Choose<PostingStore>(() => new PostgresPostingStore(), () => new SqlitePostingStore());
+        _store = dialect.Choose<PostingStore>(() => new PostgresPostingStore(database.RowLevelSecurity), () => new SqlitePostingStore());
         _options = options.Value;
         _clock = clock;
         _metrics = metrics;
@@ -95,7 +95,9 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
                 FullMode = BoundedChannelFullMode.Wait,
             }),
         };
-        queue.Loop = Task.Run(() => RunAsync(queue));
+        // The loop serves every caller of the ledger: it must not run in the context of the request that started it
+        // (its tenant scope, trace and read-your-writes caller). Each batch confines itself to the ledger's tenant.
+        using (ExecutionContext.SuppressFlow()) queue.Loop = Task.Run(() => RunAsync(queue));
         return queue;
     }
 

@@ -1,4 +1,5 @@
 using Neraca.Events;
+using Neraca.Storage;
 using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -114,7 +115,8 @@ internal abstract class PostingStore
         "SELECT t.id, t.ledger_id, t.seq, t.debit_account_id, t.credit_account_id, t.amount, t.pending, t.timeout_at_us, t.code, t.description, t.metadata, t.reverses, t.effective_at_us, t.created_at_us, r.kind, r.amount, r.resolved_at_us FROM transfers t LEFT JOIN transfer_resolutions r ON r.tenant_id = t.tenant_id AND r.transfer_id = t.id";
 }
 
-internal sealed class PostgresPostingStore : PostingStore
+/// <param name="rowLevelSecurity">Run each batch as the ledger's tenant (<see cref="RowLevelSecurity"/>), as requests do.</param>
+internal sealed class PostgresPostingStore(bool rowLevelSecurity) : PostingStore
 {
     public override async Task<BatchState> LoadAsync(DbConnection connection, DbTransaction tx, string tenantId, LedgerRecord ledger,
         string[] accountIds, string[] transferIds, string[] reverseTargets, CancellationToken ct)
@@ -125,6 +127,7 @@ internal sealed class PostgresPostingStore : PostingStore
         // batches were small (a custom plan per execution), which doubled its CPU per transfer at 64 clients. One
         // generic plan fits every batch size here: every statement is keyed lookups and inserts driven by the arrays.
         batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL plan_cache_mode = force_generic_plan"));
+        if (rowLevelSecurity) batch.BatchCommands.Add(Command($"CALL {RowLevelSecurity.EnterProcedure}($1)", tenantId));
         // The head row first: it serializes every writer of this ledger (in any process), so what follows is read fresh.
         // The accounts need no row locks of their own (locking writes every row): only posting transactions change
         // balances, and they all hold the head.
@@ -136,7 +139,7 @@ internal sealed class PostgresPostingStore : PostingStore
         if (reverseTargets.Length > 0)
             batch.BatchCommands.Add(Command("SELECT reverses, sum(amount)::bigint FROM transfers WHERE tenant_id = $1 AND reverses = ANY($2) GROUP BY reverses",
                 tenantId, reverseTargets));
-        // (The SET returns no rows, so the reader starts at the head row.)
+        // (The SET and the CALL return no rows, so the reader starts at the head row.)
         await using var reader = await batch.ExecuteReaderAsync(ct);
         ReadHead(reader, state);
         await reader.NextResultAsync(ct);

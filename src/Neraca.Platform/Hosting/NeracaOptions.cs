@@ -35,6 +35,10 @@ public sealed class NeracaOptions
     [RegularExpression("^(?i)(none|transaction)$", ErrorMessage = "DatabasePooler must be none or transaction.")]
     public string DatabasePooler { get; set; } = "none";
 
+    /// <summary>On PostgreSQL, run each request's statements as the role <c>neraca_tenant</c>, which row-level security
+    /// confines to the request's tenant (default on; docs/security.md). Off leaves the policies in place but unused.</summary>
+    public bool RowLevelSecurity { get; set; } = true;
+
     /// <summary>File of the embedded SQLite store. Default <c>./data/neraca.db</c>.</summary>
     [Required]
     public string SqlitePath { get; set; } = "./data/neraca.db";

@@ -43,6 +43,10 @@ public sealed class Database : IAsyncDisposable
     /// on session state (LISTEN, session advisory locks, prepared statements).</summary>
     public bool BehindTransactionPooler { get; }
 
+    /// <summary>Whether connections opened in a <see cref="TenantScope"/> are confined to its tenant by row-level security
+    /// (PostgreSQL; setting <c>RowLevelSecurity</c>, default on). The policies are in place either way.</summary>
+    public bool RowLevelSecurity { get; private set; } = true;
+
     /// <summary>Whether reads may go to a replica (<c>ReadDatabase</c> is set).</summary>
     public bool HasReadReplica => _postgresRead is not null;
 
@@ -53,7 +57,9 @@ public sealed class Database : IAsyncDisposable
         var setting = SettingOrFile(o.Database, o.DatabaseFile, nameof(o.Database));
         var read = SettingOrFile(o.ReadDatabase, o.ReadDatabaseFile, nameof(o.ReadDatabase));
         var pooler = string.Equals(o.DatabasePooler, "transaction", StringComparison.OrdinalIgnoreCase);
-        return Create(setting, o.SqlitePath, read, o.DatabasePoolSizeMax, pooler, o.DatabaseFile, o.ReadDatabaseFile);
+        var database = Create(setting, o.SqlitePath, read, o.DatabasePoolSizeMax, pooler, o.DatabaseFile, o.ReadDatabaseFile);
+        database.RowLevelSecurity = o.RowLevelSecurity;
+        return database;
     }
 
     /// <summary>The setting, or the content of its file when the file is named (not both).</summary>
@@ -183,10 +189,10 @@ public sealed class Database : IAsyncDisposable
         return $"postgres://{b.Host}:{b.Port}/{b.Database}";
     }
 
-    /// <summary>A connection to the primary, opened.</summary>
+    /// <summary>A connection to the primary, opened; in a <see cref="TenantScope"/>, confined to its tenant.</summary>
     public async ValueTask<DbConnection> OpenAsync(CancellationToken ct)
     {
-        if (_postgres is not null) return await OpenPostgresAsync(_postgres, ct);
+        if (_postgres is not null) return Confined(await OpenPostgresAsync(_postgres, ct));
         var connection = new SqliteConnection(_sqliteConnectionString);
         await connection.OpenAsync(ct);
         await using var pragma = connection.CreateCommand();
@@ -205,7 +211,7 @@ public sealed class Database : IAsyncDisposable
         if (_postgresRead is null) return await OpenAsync(ct);
         var floor = ReadYourWrites.Current is { } caller ? await caller.FloorAsync() : 0UL;
         var connection = await OpenPostgresAsync(_postgresRead, ct);
-        if (floor == 0) return connection;
+        if (floor == 0) return Confined(connection);
         bool replayed;
         await using (var check = new NpgsqlCommand(
             // On a primary (a ReadDatabase that is not in recovery) the replay position is null: it has everything.
@@ -214,10 +220,13 @@ public sealed class Database : IAsyncDisposable
             check.Parameters.Add(new NpgsqlParameter("floor", NpgsqlTypes.NpgsqlDbType.PgLsn) { Value = new NpgsqlTypes.NpgsqlLogSequenceNumber(floor) });
             replayed = (bool)(await check.ExecuteScalarAsync(ct))!;
         }
-        if (replayed) return connection;
+        if (replayed) return Confined(connection);
         await connection.DisposeAsync();
         return await OpenAsync(ct);
     }
+
+    DbConnection Confined(NpgsqlConnection connection) =>
+        RowLevelSecurity && TenantScope.Current is { } tenant ? new TenantConnection(connection, tenant) : connection;
 
     /// <summary>Opens a connection. With the password in a file, a rejected password is retried for about two seconds:
     /// a rotation changes the role's password and the secret one after the other, and a connection opened in between

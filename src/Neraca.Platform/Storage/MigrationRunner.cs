@@ -62,7 +62,8 @@ public sealed partial class MigrationRunner(Database database, SqlDialect dialec
         return reader.ReadToEnd();
     }
 
-    /// <summary>Applies what is pending; returns the versions this call applied (empty when up to date).</summary>
+    /// <summary>Applies what is pending, then puts row-level security in place where missing (PostgreSQL: see
+    /// <see cref="RowLevelSecurity"/>); returns the versions this call applied (empty when up to date).</summary>
     public async Task<IReadOnlyList<int>> ApplyAsync(CancellationToken ct, Func<DbConnection, DbTransaction?, Task>? whileLocked = null)
     {
         await using var connection = await database.OpenAsync(ct);
@@ -80,6 +81,7 @@ public sealed partial class MigrationRunner(Database database, SqlDialect dialec
             applied.Add(migration.Version);
             Log.Applied(logger, migration.Version, migration.Name);
         }
+        if (dialect.Kind == StoreKind.Postgres) await RowLevelSecurity.EnsureAsync(connection, held.Transaction, ct);
         if (whileLocked is not null) await whileLocked(connection, held.Transaction);
         await held.CommitAsync(ct);
         return applied;

@@ -90,6 +90,16 @@ public static class NeracaApp
             await next(context);
         }));
         app.UseAuthorization();
+        // From here on, every statement of the request is confined to the caller's tenant (row-level security).
+        app.Use(async (context, next) =>
+        {
+            if (context.User.FindFirst(NeracaClaims.TenantId)?.Value is not { Length: > 0 } tenant)
+            {
+                await next(context);
+                return;
+            }
+            using (TenantScope.Enter(tenant)) await next(context);
+        });
         // A caller's reads after its own writes skip a replica that has not replayed them yet.
         app.Use((context, next) => context.RequestServices.GetRequiredService<ReadYourWrites>().InvokeAsync(context, next));
         app.UseIdempotency();

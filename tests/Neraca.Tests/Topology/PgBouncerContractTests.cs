@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Neraca.Hosting;
 using Neraca.Storage;
@@ -48,5 +49,39 @@ public sealed class PgBouncerLedgerContractTests(PgBouncerServerFixture fixture)
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             Assert.Empty(await app.Services.GetRequiredService<StorageStartup>().MigrateAsync(cts.Token));
         }
+    }
+
+    [Fact]
+    public async Task Tenant_confinement_holds_when_two_tenants_statements_share_the_poolers_server_connections()
+    {
+        // 16 clients on 4 server connections: a tenant set for a session instead of a transaction would be seen by the
+        // next client's statement on that server connection.
+        var database = fixture.Server.Services.GetRequiredService<Database>();
+        var tenants = new List<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            var tenant = await fixture.Server.NewTenantAsync();
+            var l = new LedgerClient(tenant.Http);
+            await l.LedgerAsync();
+            await l.AccountAsync("alice");
+            tenants.Add(tenant.Id);
+        }
+        var ct = TestContext.Current.CancellationToken;
+        await Task.WhenAll(tenants.SelectMany(tenant => Enumerable.Range(0, 8).Select(async _ =>
+        {
+            using var scope = TenantScope.Enter(tenant);
+            for (var i = 0; i < 25; i++)
+            {
+                await using var c = await database.OpenAsync(ct);
+                Assert.Equal(new[] { tenant }, await c.QueryAsync<string>("SELECT DISTINCT tenant_id FROM accounts"));
+            }
+        })).Append(Task.Run(async () =>
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                await using var c = await database.OpenAsync(ct);
+                Assert.Equal(2, (await c.QueryAsync<string>("SELECT DISTINCT tenant_id FROM accounts WHERE tenant_id = ANY(@tenants)", new { tenants })).Count());
+            }
+        }, ct)));
     }
 }
