@@ -392,8 +392,16 @@ public sealed class NeracaProcess(string name, int port, string[] args, IDiction
         _process = ManagedProcess.Start(Name, "dotnet",
             [ServerProcess.ServerDll, "--urls", $"http://127.0.0.1:{Port}", "--Logging:LogLevel:Default=Warning", "--Payouts:AllowBuiltInSandbox=true", .. args], runEnv);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(5) };
-        await Polling.Eventually(async () => _process.HasExited || await ReadyAsync(http), $"{Name} answers /health/ready",
-            TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(100));
+        try
+        {
+            await Polling.Eventually(async () => _process.HasExited || await ReadyAsync(http), $"{Name} answers /health/ready",
+                TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(100));
+        }
+        catch (TimeoutException e)
+        {
+            var output = _process.Output;
+            throw new TimeoutException($"{e.Message} Its output: {output[Math.Max(0, output.Length - 4000)..]}", e);
+        }
         if (_process.HasExited) throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}: {_process.Output}");
     }
 
