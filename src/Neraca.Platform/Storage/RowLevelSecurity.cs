@@ -11,7 +11,7 @@ public static class TenantScope
 {
     // The holder is shared by every execution context copied from the scope's; clearing it on exit means work that
     // captured a request's context (a loop started during the request) does not keep acting as its tenant afterwards.
-    sealed class Holder(string tenantId)
+    internal sealed class Holder(string tenantId)
     {
         public string? TenantId = tenantId;
     }
@@ -36,10 +36,10 @@ public static class TenantScope
         readonly Holder _holder;
         readonly Holder? _previous;
 
-        internal Scope(object holder, object? previous)
+        internal Scope(Holder holder, Holder? previous)
         {
-            _holder = (Holder)holder;
-            _previous = (Holder?)previous;
+            _holder = holder;
+            _previous = previous;
         }
 
         public void Dispose()
@@ -110,6 +110,7 @@ public static class RowLevelSecurity
                 END LOOP;
                 FOR t IN SELECT c.oid::regclass AS rel FROM pg_class c
                          WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'S'
+                           -- CASE: SQL may test the privilege before the kind, and it fails on anything but a sequence
                            AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege('neraca_tenant', c.oid, 'USAGE, SELECT, UPDATE') ELSE false END
                 LOOP
                     EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO neraca_tenant', t.rel);

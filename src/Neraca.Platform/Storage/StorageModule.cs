@@ -58,7 +58,7 @@ public sealed partial class StorageStartup(MigrationRunner runner, TenantStore t
             }
             catch (Exception e) when (Database.IsUnavailable(e) && DateTime.UtcNow + delay < deadline && !ct.IsCancellationRequested)
             {
-                LogDatabaseUnavailable(logger, delay.TotalSeconds, e.Message);
+                LogDatabaseUnavailable(logger, delay.TotalSeconds, Describe(e));
                 await Task.Delay(delay, ct);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
@@ -102,6 +102,10 @@ public sealed partial class StorageStartup(MigrationRunner runner, TenantStore t
 
             """);
     }
+
+    // Npgsql's own message ("Exception while reading from stream") hides the cause: a timeout, a reset, an early close.
+    static string Describe(Exception e) =>
+        e.GetBaseException() is var root && root != e ? $"{e.Message} ({root.GetType().Name}: {root.Message})" : e.Message;
 
     [LoggerMessage(2, LogLevel.Warning, "The database is unavailable at start; trying again in {DelaySeconds} s: {Reason}")]
     static partial void LogDatabaseUnavailable(ILogger logger, double delaySeconds, string reason);

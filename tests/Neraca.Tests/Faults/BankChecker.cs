@@ -126,7 +126,18 @@ public static partial class BankChecker
             return Task.FromResult(events.All(e => delivered.Contains(e.Id)));
         }, TimeSpan.FromMinutes(3));
         verdict.Checked = events.Count;
-        foreach (var e in events.Where(e => !delivered.Contains(e.Id)))
+        var missing = events.Where(e => !delivered.Contains(e.Id)).ToList();
+        if (missing.Count > 0)
+        {
+            // Why, in one line: the endpoint's state and where its deliveries stand.
+            var endpoint = await db.QuerySingleAsync<(short State, int Failures, string? Reason)>(
+                "SELECT state, consecutive_failures, disabled_reason FROM webhook_endpoints WHERE tenant_id = @tenant", new { tenant = t.Tenant.Id });
+            var states = string.Join(", ", await db.QueryAsync<string>(
+                "SELECT state || ': ' || count(*) FROM webhook_deliveries WHERE tenant_id = @tenant GROUP BY state ORDER BY state", new { tenant = t.Tenant.Id }));
+            verdict.Violation("none", $"{missing.Count} events never delivered; endpoint state {endpoint.State} (1 enabled, 2 disabled: {endpoint.Reason}), " +
+                $"{endpoint.Failures} failures in a row; deliveries by state (1 pending, 2 delivered, 3 dead): {states}");
+        }
+        foreach (var e in missing)
             verdict.Violation("none", $"event {e.Id} of {e.Subject} never delivered");
         return verdict;
     }
@@ -255,7 +266,8 @@ public static partial class BankChecker
         lines.Add("|---|---:|---:|");
         lines.AddRange(report["invariants"]!.AsArray().Select(v => $"| {v!["invariant"]} | {v["checked"]} | {v["violations"]} |"));
         lines.Add("");
-        lines.Add($"reads: {report["reads"]}, failed reads: {report["read_failures"]}, duration: {report["duration_seconds"]} s");
+        lines.Add($"reads: {report["reads"]}, failed reads: {report["read_failures"]}, duration: {report["duration_seconds"]} s, " +
+            $"PgBouncer crashes restarted by its supervisor: {report["pgbouncer_crashes"]?.AsArray().Count ?? 0}");
         return string.Join('\n', lines);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Neraca.Tests.Infrastructure;
 using Neraca.Tests.Topology;
 
@@ -92,7 +93,9 @@ public sealed class FaultInjectionTests(FaultTopology topology) : IClassFixture<
         var t = topology;
         var minutes = double.TryParse(Environment.GetEnvironmentVariable("NERACA_FAULTS_MINUTES"), CultureInfo.InvariantCulture, out var m) ? m : 0;
         var reportPath = Environment.GetEnvironmentVariable("NERACA_FAULTS_REPORT") ?? Path.Combine(AppContext.BaseDirectory, "faults-report.json");
-        var faults = Faults(t);
+        // NERACA_FAULTS_ONLY=failover,clock runs only the faults whose names contain one of the words (to chase one).
+        var only = Environment.GetEnvironmentVariable("NERACA_FAULTS_ONLY")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var faults = Faults(t).Where(f => only is null || only.Any(w => f.Name.Contains(w, StringComparison.OrdinalIgnoreCase))).ToArray();
         var injections = faults.ToDictionary(f => f.Name, _ => 0);
         var clock = Stopwatch.StartNew();
 
@@ -133,12 +136,14 @@ public sealed class FaultInjectionTests(FaultTopology topology) : IClassFixture<
 
             // Each fault alone, once; then, for a soak, a random schedule (now and then a process kill on top).
             foreach (var fault in faults) await InjectAsync(fault);
+            var kills = faults.Where(f => f.Name.StartsWith("SIGKILL", StringComparison.Ordinal)).ToArray();
             while (clock.Elapsed < TimeSpan.FromMinutes(minutes))
             {
                 var fault = faults[Random.Shared.Next(faults.Length)];
-                if (Random.Shared.Next(4) == 0 && !fault.Name.StartsWith("SIGKILL", StringComparison.Ordinal))
+                // The clock fault restarts processes itself: a kill on top could pick the same one mid-restart.
+                if (Random.Shared.Next(4) == 0 && kills.Length > 0 && !kills.Contains(fault) && !fault.Name.Contains("clock", StringComparison.Ordinal))
                 {
-                    var (alone, kill) = (fault, faults[Random.Shared.Next(3)]);
+                    var (alone, kill) = (fault, kills[Random.Shared.Next(kills.Length)]);
                     fault = new Fault(alone.Name, () => Task.WhenAll(alone.Run(), kill.Run()));
                     injections[kill.Name]++;
                 }
@@ -152,6 +157,8 @@ public sealed class FaultInjectionTests(FaultTopology topology) : IClassFixture<
         await workload.ResolveAsync(TimeSpan.FromMinutes(2));
         var verdicts = await BankChecker.CheckAsync(t, workload, ledger);
         var report = BankChecker.Report([("none", 0), .. faults.Select(f => (f.Name, injections[f.Name]))], workload, verdicts, clock.Elapsed);
+        // Not a violation of ours, but worth seeing: how often PgBouncer 1.18 aborted and was started again (see PgBouncer).
+        report["pgbouncer_crashes"] = new JsonArray([.. t.Bouncer.Crashes.Select(c => (JsonNode)JsonValue.Create(c))]);
         await File.WriteAllTextAsync(reportPath, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var table = BankChecker.Table(report);
         TestContext.Current.TestOutputHelper?.WriteLine(table);

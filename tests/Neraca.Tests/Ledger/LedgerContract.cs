@@ -634,6 +634,33 @@ public abstract class LedgerContract(ServerFixture fixture)
         Assert.Equal(2L, (long)audit.Body!["first_bad_link"]!);
     }
 
+    // Regression (the fault suite's audit call timed out after 30 s): a restarted server verified a long chain since the
+    // last checkpoint link by link, three queries each. It now reads the journal under runs of links at once; the runs
+    // must still give each row to its own link, and an edit past the first run is still found at its link.
+    [Fact]
+    public async Task Audit_of_a_chain_longer_than_one_read_run_verifies_and_still_names_a_tampered_link()
+    {
+        var (tenant, l) = await FundedAsync(aliceFunds: 0);
+        for (var b = 0; b < 3; b++)                           // links 1-3: 8,000 sequences each, 24,000 in all, more than one run
+        {
+            var items = Enumerable.Range(0, 8000).Select(i => new { id = $"b{b}-{i}", debit_account = "bank", credit_account = i % 2 == 0 ? "alice" : "bob", amount = 1 });
+            Assert.Equal(HttpStatusCode.OK, (await l.Http.PostJsonAsync("/v1/transfers/batch", new { transfers = items })).Response.StatusCode);
+        }
+        await l.TransferAsync("last", "alice", "bob", 5);  // link 4, in the second run
+        var ledgerId = (string)(await l.Http.GetJsonAsync("/v1/ledgers/wallets")).Body!["id"]!;
+        var chain = Server.Services.GetRequiredService<AuditChain>();
+        var clean = await chain.VerifyAsync(tenant.Id, ledgerId, CancellationToken.None);
+        Assert.True(clean.Verified, clean.Problem);
+        Assert.Equal(4L, clean.Links);
+
+        await using var database = Database.Create(fixture.AdminDatabase, "unused");
+        await using (var c = await database.OpenAsync(CancellationToken.None))
+            await TamperAsync(c, database.Kind, "UPDATE transfers SET amount = 6 WHERE tenant_id = @t AND id = 'last'", tenant.Id);
+        var tampered = await chain.VerifyAsync(tenant.Id, ledgerId, CancellationToken.None);
+        Assert.False(tampered.Verified);
+        Assert.Equal(4L, tampered.FirstBadLink);
+    }
+
     /// <summary>What an attacker with owner rights would do: switch the append-only guard off and rewrite history.</summary>
     static async Task TamperAsync(System.Data.Common.DbConnection c, StoreKind kind, string sql, string tenantId)
     {
