@@ -42,8 +42,9 @@ internal sealed class MonthlyStatementsJob(IServiceProvider services) : IJobHand
 }
 
 /// <summary><c>banking.expire_holds</c>: every minute, voids holds past their expiry and marks them <c>expired</c>. The
-/// ledger's pending timeout (the same instant) usually voided the transfer already; either way the hold's status follows
-/// its transfer.</summary>
+/// ledger's pending timeout (the same instant, rounded up to a second) usually expired the transfer already. When the
+/// timeout passed but the ledger's sweep has not run yet, a void is refused, so the job expires the transfer itself;
+/// either way the hold's status follows its transfer.</summary>
 internal sealed class ExpireHoldsJob(BlocksAndHolds holds, ILedger ledger) : IJobHandler
 {
     public const string TypeName = "banking.expire_holds";
@@ -57,7 +58,8 @@ internal sealed class ExpireHoldsJob(BlocksAndHolds holds, ILedger ledger) : IJo
     {
         foreach (var (tenantId, hold) in await holds.DueHoldsAsync(BatchMax, ct))
         {
-            await ledger.VoidPendingAsync(tenantId, hold.TransferId, ct);
+            var voided = await ledger.VoidPendingAsync(tenantId, hold.TransferId, ct);
+            if (voided.Error?.Code == LedgerCodes.PendingTransferExpired) await ledger.ExpirePendingAsync(tenantId, hold.TransferId, ct);
             await holds.SyncAsync(BankCaller.System(tenantId), hold, ct, expiring: true);
         }
     }

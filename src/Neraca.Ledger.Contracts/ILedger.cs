@@ -47,6 +47,10 @@ public interface ILedger
     /// <summary>Posts a pending transfer, all of it or <paramref name="amount"/> (the rest is released).</summary>
     Task<LedgerResult<TransferResponse>> PostPendingAsync(string tenantId, string transferId, long? amount, CancellationToken ct);
     Task<LedgerResult<TransferResponse>> VoidPendingAsync(string tenantId, string transferId, CancellationToken ct);
+    /// <summary>Expires a pending transfer whose timeout has passed now, instead of at the ledger's next sweep (a void
+    /// past the timeout fails with <c>pending_transfer_expired</c>). Idempotent; before the timeout it fails with
+    /// <c>pending_transfer_not_pending</c> and changes nothing.</summary>
+    Task<LedgerResult<TransferResponse>> ExpirePendingAsync(string tenantId, string transferId, CancellationToken ct);
     /// <summary>A new opposite transfer linked to the original (all of it or part).</summary>
     Task<LedgerResult<TransferResponse>> ReverseAsync(string tenantId, string transferId, ReverseRequest request, CancellationToken ct);
     Task<LedgerResult<TransferResponse>> GetTransferAsync(string tenantId, string transferId, CancellationToken ct);

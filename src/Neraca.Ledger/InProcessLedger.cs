@@ -254,6 +254,9 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     public Task<LedgerResult<TransferResponse>> VoidPendingAsync(string tenantId, string transferId, CancellationToken ct) =>
         ResolveAsync(tenantId, transferId, OpKind.Void, null, ct);
 
+    public Task<LedgerResult<TransferResponse>> ExpirePendingAsync(string tenantId, string transferId, CancellationToken ct) =>
+        ResolveAsync(tenantId, transferId, OpKind.Expire, null, ct);
+
     async Task<LedgerResult<TransferResponse>> ResolveAsync(string tenantId, string id, OpKind kind, long? amount, CancellationToken ct)
     {
         var v = new LedgerValidation();
@@ -275,6 +278,8 @@ internal sealed class InProcessLedger(LedgerStore store, PostingPipeline pipelin
     async Task<LedgerResult<TransferResponse>?> EndUserResolveRefusalAsync(string tenantId, string id, OpKind kind, long? amount,
         (string LedgerId, string DebitAccountId, string CreditAccountId) route, CancellationToken ct)
     {
+        // Expiring does only what the ledger's sweep would do anyway.
+        if (kind == OpKind.Expire) return null;
         if (kind == OpKind.Void)
             return await ReachesAsync(tenantId, route.CreditAccountId, ct) ? null
                 : ServerOnly<TransferResponse>("void a pending transfer from an end user's account (its payee may decline it)");

@@ -38,6 +38,29 @@ public sealed class InProcessLedgerTests(PostgresServerFixture fixture) : IClass
         Assert.Equal("amount", changed.Error.Field);
     }
 
+    // Found in CI: a hold's expiry job voided a transfer whose timeout had passed before the ledger's sweep reached it;
+    // the void was refused (pending_transfer_expired), the transfer stayed pending and the hold active until the next
+    // minute. The job now expires it through this call.
+    [Fact]
+    public async Task A_timed_out_pending_that_the_sweep_has_not_reached_can_be_expired_at_once_but_not_voided()
+    {
+        var tenant = await FundedTenantAsync();
+        Assert.True((await Ledger.CreateTransferAsync(tenant, new CreateTransferRequest("hold", "alice", "bob", 400, Pending: true, TimeoutSeconds: 2), default)).Succeeded);
+        var early = await Ledger.ExpirePendingAsync(tenant, "hold", default);
+        Assert.Equal(LedgerCodes.PendingTransferNotPending, early.Error!.Code);
+        Assert.Equal("pending", (await Ledger.GetTransferAsync(tenant, "hold", default)).Value!.Status);
+
+        fixture.Clock.Jump(TimeSpan.FromSeconds(3));
+        var voided = await Ledger.VoidPendingAsync(tenant, "hold", default);
+        Assert.Equal(LedgerCodes.PendingTransferExpired, voided.Error!.Code);
+        var expired = await Ledger.ExpirePendingAsync(tenant, "hold", default);
+        Assert.True(expired.Succeeded, expired.Error?.Detail);
+        Assert.Equal("expired", expired.Value!.Status);
+        Assert.Equal("expired", (await Ledger.ExpirePendingAsync(tenant, "hold", default)).Value!.Status);
+        Assert.Equal(1_000, (await Ledger.GetAccountAsync(tenant, "alice", default)).Value!.Balance.Available);
+        await Conservation.AssertAsync(fixture.Server, tenant);
+    }
+
     [Fact]
     public async Task An_in_process_transfer_without_an_id_is_refused_before_any_work()
     {
