@@ -14,9 +14,11 @@ namespace Neraca.Events;
 /// <see cref="EventsOptions.WebhookDisableAfterFailures"/> times in a row is disabled and the tenant gets a
 /// <c>webhook.endpoint.disabled</c> event.</summary>
 /// <remarks>Deliveries that touch one account (or, for events about no account, one subject) go out to an endpoint
-/// one at a time in event order: a delivery is claimed only when no older pending delivery of that endpoint shares
-/// one of its ordering keys (a transfer event has two: its debit and credit accounts). A worker that dies mid-send loses its
-/// lease after <see cref="EventsOptions.WebhookLeaseMs"/>; another worker sends the delivery again (at least once).</remarks>
+/// one at a time in event order (a transfer event has two ordering keys: its debit and credit accounts). A claim round
+/// takes, per key, an unbroken run of its oldest pending deliveries and sends each after the one before it was
+/// delivered; a key whose older delivery waits for a retry or is leased by another worker is left alone. A worker that
+/// dies mid-send loses its lease after <see cref="EventsOptions.WebhookLeaseMs"/>; another worker sends the delivery
+/// again (at least once).</remarks>
 public sealed partial class WebhookDispatcher
 {
     /// <summary>Name of the <see cref="IHttpClientFactory"/> client (configured by <see cref="AddWebhookHttpClient"/>).</summary>
@@ -106,56 +108,113 @@ public sealed partial class WebhookDispatcher
 
     long Now => DbTime.ToMicros(_clock.GetUtcNow());
 
-    /// <summary>Claims and sends one round of due deliveries; returns how many it attempted.</summary>
+    /// <summary>Claims and sends one round of due deliveries; returns how many it claimed.</summary>
+    /// <remarks>A round is a small dependency graph: a delivery starts once the round's earlier deliveries sharing one
+    /// of its ordering keys were delivered, at most <see cref="EventsOptions.WebhookConcurrencyMax"/> at a time. When
+    /// one fails, those behind it are handed back unsent (they wait for its retry), and none starts unless its lease
+    /// still covers a full timeout. So a hot account's backlog goes out as a chain within one round instead of one
+    /// delivery per claim.</remarks>
     public async Task<int> DispatchDueAsync(CancellationToken ct)
     {
         var token = Ids.NewUlid();
-        var claimed = await ClaimAsync(token, ct);
+        var (claimed, leaseUntil) = await ClaimAsync(token, ct);
         if (claimed.Count == 0) return 0;
-        await Parallel.ForEachAsync(claimed, new ParallelOptions { MaxDegreeOfParallelism = _options.WebhookConcurrencyMax, CancellationToken = ct },
-            async (job, ct) => await SendAsync(job, token, ct));
+        var slots = new SemaphoreSlim(_options.WebhookConcurrencyMax);
+        var unsent = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var sent = new Dictionary<string, Task<bool>>(claimed.Count);
+        try
+        {
+            foreach (var job in claimed) sent[job.DeliveryId] = SendAfterAsync(job, job.After.Select(id => sent[id]).ToArray());
+            await Task.WhenAll(sent.Values);
+        }
+        finally
+        {
+            if (!unsent.IsEmpty) await ReleaseAsync([.. unsent], token);
+        }
         return claimed.Count;
+
+        async Task<bool> SendAfterAsync(Job job, Task<bool>[] before)
+        {
+            foreach (var b in before)
+                // One that failed outright (its exception surfaces through WhenAll) holds this one back like a refusal.
+                if (!await b.ContinueWith(t => t.IsCompletedSuccessfully && t.Result, TaskScheduler.Default))
+                {
+                    unsent.Add(job.DeliveryId);
+                    return false;
+                }
+            await slots.WaitAsync(ct);
+            try
+            {
+                if (Now + _options.WebhookTimeoutMs * 1000L > leaseUntil)
+                {
+                    unsent.Add(job.DeliveryId);
+                    return false;
+                }
+                return await SendAsync(job, token, ct);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
     }
 
-    /// <summary>Claims at most one delivery per sending slot, so every claimed delivery starts at once and its lease
-    /// only has to outlast one timeout.</summary>
-    async Task<List<Job>> ClaimAsync(string token, CancellationToken ct)
+    /// <summary>Most deliveries one round claims: enough for chains of a hot account, few enough that a round ends
+    /// well within a lease.</summary>
+    int RoundMax => _options.WebhookConcurrencyMax * 8;
+
+    /// <summary>Claims a round: per enabled endpoint, the oldest due deliveries in event order whose ordering keys have
+    /// no older pending delivery outside the round (one waiting for its retry, or leased by another worker), taken
+    /// round-robin across endpoints so a deep backlog cannot crowd out the others.</summary>
+    async Task<(List<Job> Jobs, long LeaseUntil)> ClaimAsync(string token, CancellationToken ct)
     {
         var now = Now;
+        var leaseUntil = now + _options.WebhookLeaseMs * 1000L;
         await using var connection = await _database.OpenAsync(ct);
         await using var tx = await _dialect.BeginWriteAsync(connection, ct);
-        // Per enabled endpoint, its oldest due deliveries (a bounded window: a claim costs the same with a backlog of
-        // millions, and an endpoint that is down with a deep backlog cannot crowd out the others), minus those that
-        // must wait for an older pending delivery sharing one of their ordering keys (index probes, one per key pair).
-        // The CTEs are materialized so that the plan keeps this shape even before statistics catch up with a burst.
-        var sql = $"""
+        // The window (bounded: a claim costs the same with a backlog of millions), and per ordering key in it the oldest
+        // pending delivery that is not in it although older than the key's last one there: every due, unleased delivery
+        // older than that is in the window, so the probe stops within the window's rows of the key.
+        var rows = (await connection.QueryAsync<WindowRow>(new CommandDefinition($"""
             WITH due AS MATERIALIZED ({_claimWindowSql}),
-            ready AS MATERIALIZED (
-                SELECT c.id, c.next_attempt_at_us, c.event_seq FROM due c
-                WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
-                                  AND p.ordering_key = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
-                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
-                                  AND p.ordering_key2 = c.ordering_key AND p.state = 1 AND p.event_seq < c.event_seq)
-                  AND (c.ordering_key2 IS NULL OR (
-                      NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
-                                  AND p.ordering_key = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq)
-                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.tenant_id = c.tenant_id AND p.endpoint_id = c.endpoint_id
-                                  AND p.ordering_key2 = c.ordering_key2 AND p.state = 1 AND p.event_seq < c.event_seq))))
-            UPDATE webhook_deliveries SET lease_until_us = @leaseUntil, lease_token = @token
-            WHERE id IN (
-                SELECT d.id FROM webhook_deliveries d JOIN ready r ON r.id = d.id
-                WHERE d.state = 1 AND d.lease_until_us <= @now
-                ORDER BY r.next_attempt_at_us, r.event_seq
-                LIMIT @take{_dialect.SkipLocked(of: "d")})
-            RETURNING id
-            """;
-        var ids = (await connection.QueryAsync<string>(new CommandDefinition(sql,
-            new { now, leaseUntil = now + _options.WebhookLeaseMs * 1000L, token, take = _options.WebhookConcurrencyMax, window = ClaimWindowRows }, tx, cancellationToken: ct))).ToArray();
-        if (ids.Length == 0)
+            keyed AS MATERIALIZED (
+                SELECT tenant_id, endpoint_id, ordering_key AS k, max(event_seq) AS upto FROM due GROUP BY tenant_id, endpoint_id, ordering_key
+                UNION
+                SELECT tenant_id, endpoint_id, ordering_key2, max(event_seq) FROM due WHERE ordering_key2 IS NOT NULL GROUP BY tenant_id, endpoint_id, ordering_key2)
+            SELECT id AS Id, tenant_id AS TenantId, endpoint_id AS EndpointId, event_seq AS EventSeq, ordering_key AS Key, ordering_key2 AS Key2,
+                   NULL AS Blocker, NULL AS Blocker2
+            FROM due
+            UNION ALL
+            SELECT NULL, y.tenant_id, y.endpoint_id, 0, y.k, NULL,
+                (SELECT min(p.event_seq) FROM webhook_deliveries p WHERE p.tenant_id = y.tenant_id AND p.endpoint_id = y.endpoint_id
+                   AND p.ordering_key = y.k AND p.state = 1 AND p.event_seq < y.upto AND (p.next_attempt_at_us > @now OR p.lease_until_us > @now)),
+                (SELECT min(p.event_seq) FROM webhook_deliveries p WHERE p.tenant_id = y.tenant_id AND p.endpoint_id = y.endpoint_id
+                   AND p.ordering_key2 = y.k AND p.state = 1 AND p.event_seq < y.upto AND (p.next_attempt_at_us > @now OR p.lease_until_us > @now))
+            FROM keyed y
+            """, new { now, window = ClaimWindowRows }, tx, cancellationToken: ct))).AsList();
+        var planned = Plan(rows, RoundMax);
+        if (planned.Count == 0)
         {
             await tx.CommitAsync(ct);
-            return [];
+            return ([], leaseUntil);
         }
+        var taken = (await connection.QueryAsync<string>(new CommandDefinition($"""
+            UPDATE webhook_deliveries SET lease_until_us = @leaseUntil, lease_token = @token
+            WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE {_dialect.InList("d.id", "ids")} AND d.state = 1 AND d.lease_until_us <= @now{_dialect.SkipLocked(of: "d")})
+            RETURNING id
+            """, new { ids = planned.Select(r => r.Id).ToArray(), now, leaseUntil, token }, tx, cancellationToken: ct))).ToHashSet();
+        // Another worker may have taken some meanwhile: what stands behind one of those is handed back, not sent.
+        var (kept, dropped) = Keep(planned, taken);
+        if (dropped.Count > 0)
+            await connection.ExecuteAsync(new CommandDefinition(
+                $"UPDATE webhook_deliveries SET lease_until_us = 0, lease_token = NULL WHERE {_dialect.InList("id", "ids")} AND lease_token = @token",
+                new { ids = dropped.ToArray(), token }, tx, cancellationToken: ct));
+        if (kept.Count == 0)
+        {
+            await tx.CommitAsync(ct);
+            return ([], leaseUntil);
+        }
+        var ids = kept.Keys.ToArray();
         var jobs = (await connection.QueryAsync<Job, EventRow, Job>(new CommandDefinition($"""
             SELECT d.id AS DeliveryId, d.tenant_id AS TenantId, d.endpoint_id AS EndpointId, d.attempts AS Attempts, d.attempt_count AS AttemptCount,
                    w.url AS Url, w.secret AS Secret,
@@ -165,12 +224,89 @@ public sealed partial class WebhookDispatcher
             JOIN events e ON e.seq = d.event_seq
             WHERE {_dialect.InList("d.id", "ids")}
             ORDER BY e.seq
-            """, new { ids }, tx, cancellationToken: ct), (job, e) => { job.Event = e; return job; }, splitOn: "Seq")).AsList();
+            """, new { ids }, tx, cancellationToken: ct), (job, e) =>
+        {
+            job.Event = e;
+            job.After = kept[job.DeliveryId];
+            return job;
+        }, splitOn: "Seq")).AsList();
         await tx.CommitAsync(ct);
-        return jobs;
+        return (jobs, leaseUntil);
     }
 
-    async Task SendAsync(Job job, string token, CancellationToken ct)
+    /// <summary>The deliveries a round may send, in event order: a delivery sharing an ordering key with an older
+    /// pending one that the round cannot send (blocked outside the window, or itself held back) is held back too.</summary>
+    internal static List<WindowRow> Plan(IReadOnlyList<WindowRow> rows, int max)
+    {
+        var blockedFrom = new Dictionary<(string, string, string), long>();
+        foreach (var b in rows.Where(r => r.Id is null))
+            if (Min(b.Blocker, b.Blocker2) is { } seq) blockedFrom[(b.TenantId, b.EndpointId, b.Key)] = seq;
+        var held = new HashSet<(string, string, string)>();
+        var perEndpoint = new Dictionary<(string, string), List<WindowRow>>();
+        foreach (var d in rows.Where(r => r.Id is not null).OrderBy(r => r.EventSeq))
+        {
+            var keys = d.Keys();
+            if (keys.Any(k => held.Contains(k) || (blockedFrom.TryGetValue(k, out var from) && from < d.EventSeq)))
+            {
+                held.UnionWith(keys);
+                continue;
+            }
+            if (!perEndpoint.TryGetValue((d.TenantId, d.EndpointId), out var list)) perEndpoint[(d.TenantId, d.EndpointId)] = list = [];
+            list.Add(d);
+        }
+        // Round-robin over endpoints; each endpoint's list is taken from its start, so what is taken stays in order.
+        var taken = new List<WindowRow>();
+        for (var i = 0; taken.Count < max; i++)
+        {
+            var any = false;
+            foreach (var list in perEndpoint.Values)
+            {
+                if (i >= list.Count) continue;
+                any = true;
+                taken.Add(list[i]);
+                if (taken.Count == max) break;
+            }
+            if (!any) break;
+        }
+        return [.. taken.OrderBy(r => r.EventSeq)];
+
+        static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
+    }
+
+    /// <summary>Of the planned deliveries, those this worker obtained and may send (with, for each, the ones before
+    /// it in the round that share an ordering key), and those it obtained but must hand back because something ahead
+    /// of them was taken by another worker.</summary>
+    internal static (Dictionary<string, string[]> Kept, List<string> Dropped) Keep(IReadOnlyList<WindowRow> planned, IReadOnlySet<string> obtained)
+    {
+        var kept = new Dictionary<string, string[]>();
+        var dropped = new List<string>();
+        var lost = new HashSet<(string, string, string)>();
+        var last = new Dictionary<(string, string, string), string>();
+        foreach (var d in planned)
+        {
+            var keys = d.Keys();
+            if (!obtained.Contains(d.Id!) || keys.Any(lost.Contains))
+            {
+                lost.UnionWith(keys);
+                if (obtained.Contains(d.Id!)) dropped.Add(d.Id!);
+                continue;
+            }
+            kept[d.Id!] = keys.Select(k => last.GetValueOrDefault(k)).OfType<string>().Distinct().ToArray();
+            foreach (var k in keys) last[k] = d.Id!;
+        }
+        return (kept, dropped);
+    }
+
+    async Task ReleaseAsync(string[] ids, string token)
+    {
+        await using var connection = await _database.OpenAsync(CancellationToken.None);
+        await connection.ExecuteAsync(new CommandDefinition(
+            $"UPDATE webhook_deliveries SET lease_until_us = 0, lease_token = NULL WHERE {_dialect.InList("id", "ids")} AND lease_token = @token",
+            new { ids, token }));
+    }
+
+    /// <summary>Sends one delivery and records the attempt; true when it was delivered and recorded as ours.</summary>
+    async Task<bool> SendAsync(Job job, string token, CancellationToken ct)
     {
         var body = EventEnvelope.ToJsonBytes(job.Event);
         var startedAt = _clock.GetUtcNow();
@@ -212,7 +348,7 @@ public sealed partial class WebhookDispatcher
         }
         var duration = timer.Elapsed;
         _metrics.Attempt(failureReason is null, failureReason);
-        await RecordAsync(job, token, startedAt, duration, status, error, response, retryAfter, ct);
+        return await RecordAsync(job, token, startedAt, duration, status, error, response, retryAfter, ct) && failureReason is null;
     }
 
     static async Task<string?> ReadSomeAsync(HttpResponseMessage answer, CancellationToken ct)
@@ -236,7 +372,7 @@ public sealed partial class WebhookDispatcher
         return TimeSpan.FromMilliseconds(exponential / 2 + Random.Shared.NextDouble() * exponential / 2);
     }
 
-    async Task RecordAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
+    async Task<bool> RecordAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
         string? response, TimeSpan? retryAfter, CancellationToken ct)
     {
         var now = Now;
@@ -278,7 +414,7 @@ public sealed partial class WebhookDispatcher
             // The lease expired and another worker took the delivery over (or the endpoint was disabled/deleted): its
             // result counts, not ours. Disposing the transaction rolls the failure count back too.
             LogLeaseLost(_logger, job.DeliveryId);
-            return;
+            return false;
         }
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO webhook_attempts (delivery_id, attempt_no, started_at_us, duration_us, status_code, error, response_body)
@@ -299,6 +435,7 @@ public sealed partial class WebhookDispatcher
             if (failures >= _options.WebhookDisableAfterFailures) await DisableAsync(connection, tx, job, failures, now, ct);
         }
         await tx.CommitAsync(ct);
+        return true;
     }
 
     async Task DisableAsync(DbConnection connection, DbTransaction tx, Job job, long failures, long now, CancellationToken ct)
@@ -354,6 +491,26 @@ public sealed partial class WebhookDispatcher
         public string Url { get; set; } = "";
         public string Secret { get; set; } = "";
         public EventRow Event { get; set; } = null!;
+
+        /// <summary>The round's deliveries that must be delivered before this one (they share an ordering key).</summary>
+        public string[] After { get; set; } = [];
+    }
+
+    /// <summary>A row of the claim query: a due delivery (with <see cref="Id"/>), or an ordering key of the window with
+    /// the oldest pending delivery of that key the round cannot send (<see cref="Blocker"/>, <see cref="Blocker2"/>).</summary>
+    internal sealed class WindowRow
+    {
+        public string? Id { get; set; }
+        public string TenantId { get; set; } = "";
+        public string EndpointId { get; set; } = "";
+        public long EventSeq { get; set; }
+        public string Key { get; set; } = "";
+        public string? Key2 { get; set; }
+        public long? Blocker { get; set; }
+        public long? Blocker2 { get; set; }
+
+        public (string, string, string)[] Keys() =>
+            Key2 is null || Key2 == Key ? [(TenantId, EndpointId, Key)] : [(TenantId, EndpointId, Key), (TenantId, EndpointId, Key2)];
     }
 
     [LoggerMessage(1, LogLevel.Warning, "Delivery {DeliveryId} went to the dead-letter queue of endpoint {EndpointId} (tenant {TenantId}) after {Attempts} attempts")]

@@ -35,16 +35,25 @@ public static class EventsTestKit
     ];
 
     /// <summary>Writes events and their outbox rows in one transaction, as the ledger's posting transaction does.</summary>
-    public static async Task<List<string>> AppendAsync(NeracaServer server, string tenantId, params (string Type, string Subject)[] events)
+    public static Task<List<string>> AppendAsync(NeracaServer server, string tenantId, params (string Type, string Subject)[] events) =>
+        AppendAsync(server, tenantId, events.Select(e => (e.Type, e.Subject, (string?)null, (string?)null)).ToArray());
+
+    /// <summary>Ledger-shaped <c>transfer.posted</c> events between two accounts: each delivery has both as ordering keys.</summary>
+    public static Task<List<string>> AppendTransfersAsync(NeracaServer server, string tenantId, params (string Debit, string Credit)[] transfers) =>
+        AppendAsync(server, tenantId, transfers.Select(t => (Neraca.Ledger.LedgerEventTypes.TransferPosted.Name, "trf", (string?)t.Debit, (string?)t.Credit)).ToArray());
+
+    static async Task<List<string>> AppendAsync(NeracaServer server, string tenantId, (string Type, string Subject, string? Debit, string? Credit)[] events)
     {
         var database = server.Services.GetRequiredService<Database>();
         await using var connection = await database.OpenAsync(CancellationToken.None);
         await using var tx = await server.Services.GetRequiredService<SqlDialect>().BeginWriteAsync(connection, CancellationToken.None);
         var ids = new List<string>();
-        foreach (var (type, subject) in events)
+        foreach (var (type, subject, debit, credit) in events)
         {
+            var payload = new JsonObject { ["id"] = subject, ["n"] = ids.Count };
+            if (debit is not null) (payload["debit_account"], payload["credit_account"]) = (debit, credit);
             var seq = await EventLog.AppendAsync(connection, tx, tenantId, "ldg_test", new NewEvent(new EventType(type), subject,
-                new JsonObject { ["id"] = subject, ["n"] = ids.Count }.ToJsonString()), DbTime.ToMicros(DateTimeOffset.UtcNow), CancellationToken.None);
+                payload.ToJsonString()), DbTime.ToMicros(DateTimeOffset.UtcNow), CancellationToken.None);
             ids.Add(await EventIdAsync(connection, tx, seq));
         }
         await tx.CommitAsync();
