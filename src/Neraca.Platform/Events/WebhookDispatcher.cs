@@ -64,11 +64,13 @@ public sealed partial class WebhookDispatcher
     readonly EventsMetrics _metrics;
     readonly ILogger<WebhookDispatcher> _logger;
     readonly IHttpClientFactory _httpClients;
+    readonly SemaphoreSlim _recording;
 
     public WebhookDispatcher(Database database, SqlDialect dialect, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
         EventsMetrics metrics, IHttpClientFactory httpClients, ILogger<WebhookDispatcher> logger)
     {
         _httpClients = httpClients;
+        _recording = new SemaphoreSlim(options.Value.WebhookConcurrencyMax);
         _database = database;
         _dialect = dialect;
         _claimWindowSql = dialect.Choose(() => PostgresClaimWindowSql, () => SqliteClaimWindowSql);
@@ -113,7 +115,8 @@ public sealed partial class WebhookDispatcher
     /// of its ordering keys were delivered, at most <see cref="EventsOptions.WebhookConcurrencyMax"/> at a time. When
     /// one fails, those behind it are handed back unsent (they wait for its retry), and none starts unless its lease
     /// still covers a full timeout. So a hot account's backlog goes out as a chain within one round instead of one
-    /// delivery per claim.</remarks>
+    /// delivery per claim. The next of a chain goes out once the endpoint accepted the one before, while that attempt
+    /// is still being recorded: should the record be lost (a crash), both are sent again, in order (at least once).</remarks>
     public async Task<int> DispatchDueAsync(CancellationToken ct)
     {
         var token = Ids.NewUlid();
@@ -121,11 +124,19 @@ public sealed partial class WebhookDispatcher
         if (claimed.Count == 0) return 0;
         var slots = new SemaphoreSlim(_options.WebhookConcurrencyMax);
         var unsent = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var recorded = new System.Collections.Concurrent.ConcurrentQueue<Task>();
         var sent = new Dictionary<string, Task<bool>>(claimed.Count);
         try
         {
             foreach (var job in claimed) sent[job.DeliveryId] = SendAfterAsync(job, job.After.Select(id => sent[id]).ToArray());
-            await Task.WhenAll(sent.Values);
+            try
+            {
+                await Task.WhenAll(sent.Values);
+            }
+            finally
+            {
+                await Task.WhenAll(recorded);
+            }
         }
         finally
         {
@@ -150,7 +161,9 @@ public sealed partial class WebhookDispatcher
                     unsent.Add(job.DeliveryId);
                     return false;
                 }
-                return await SendAsync(job, token, ct);
+                var (accepted, record) = await SendAsync(job, token, ct);
+                recorded.Enqueue(record);
+                return accepted;
             }
             finally
             {
@@ -305,8 +318,9 @@ public sealed partial class WebhookDispatcher
             new { ids, token }));
     }
 
-    /// <summary>Sends one delivery and records the attempt; true when it was delivered and recorded as ours.</summary>
-    async Task<bool> SendAsync(Job job, string token, CancellationToken ct)
+    /// <summary>Sends one delivery: whether the endpoint accepted it, and the recording of the attempt (started, not
+    /// awaited).</summary>
+    async Task<(bool Accepted, Task Recorded)> SendAsync(Job job, string token, CancellationToken ct)
     {
         var body = EventEnvelope.ToJsonBytes(job.Event);
         var startedAt = _clock.GetUtcNow();
@@ -348,7 +362,7 @@ public sealed partial class WebhookDispatcher
         }
         var duration = timer.Elapsed;
         _metrics.Attempt(failureReason is null, failureReason);
-        return await RecordAsync(job, token, startedAt, duration, status, error, response, retryAfter, ct) && failureReason is null;
+        return (failureReason is null, RecordAsync(job, token, startedAt, duration, status, error, response, retryAfter));
     }
 
     static async Task<string?> ReadSomeAsync(HttpResponseMessage answer, CancellationToken ct)
@@ -372,8 +386,23 @@ public sealed partial class WebhookDispatcher
         return TimeSpan.FromMilliseconds(exponential / 2 + Random.Shared.NextDouble() * exponential / 2);
     }
 
-    async Task<bool> RecordAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
-        string? response, TimeSpan? retryAfter, CancellationToken ct)
+    async Task RecordAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
+        string? response, TimeSpan? retryAfter)
+    {
+        // As many recordings at once as sends: each holds a database connection.
+        await _recording.WaitAsync(CancellationToken.None);
+        try
+        {
+            await RecordNowAsync(job, token, startedAt, duration, status, error, response, retryAfter);
+        }
+        finally
+        {
+            _recording.Release();
+        }
+    }
+
+    async Task RecordNowAsync(Job job, string token, DateTimeOffset startedAt, TimeSpan duration, int? status, string? error,
+        string? response, TimeSpan? retryAfter)
     {
         var now = Now;
         var success = error is null;
@@ -384,7 +413,7 @@ public sealed partial class WebhookDispatcher
         var state = success ? DeliveryState.Delivered : dead ? DeliveryState.Dead : DeliveryState.Pending;
 
         // The result must be recorded even when shutdown began mid-send, or the delivery waits out its lease.
-        ct = CancellationToken.None;
+        var ct = CancellationToken.None;
         await using var connection = await _database.OpenAsync(ct);
         await using var tx = await _dialect.BeginWriteAsync(connection, ct);
         // The endpoint row first, in every transaction that touches both it and its deliveries (here and when it is
@@ -414,7 +443,7 @@ public sealed partial class WebhookDispatcher
             // The lease expired and another worker took the delivery over (or the endpoint was disabled/deleted): its
             // result counts, not ours. Disposing the transaction rolls the failure count back too.
             LogLeaseLost(_logger, job.DeliveryId);
-            return false;
+            return;
         }
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO webhook_attempts (delivery_id, attempt_no, started_at_us, duration_us, status_code, error, response_body)
@@ -435,7 +464,6 @@ public sealed partial class WebhookDispatcher
             if (failures >= _options.WebhookDisableAfterFailures) await DisableAsync(connection, tx, job, failures, now, ct);
         }
         await tx.CommitAsync(ct);
-        return true;
     }
 
     async Task DisableAsync(DbConnection connection, DbTransaction tx, Job job, long failures, long now, CancellationToken ct)
