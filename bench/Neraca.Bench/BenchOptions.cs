@@ -7,7 +7,7 @@ public sealed class BenchOptions
 {
     public const string DefaultApiKey = "nrc_benchbootstrapkey000000000000000000000";
 
-    /// <summary>Scenarios to run: <c>uniform</c>, <c>hot</c>, <c>batch</c>, <c>read</c> (or <c>all</c>).</summary>
+    /// <summary>Scenarios to run: <c>uniform</c>, <c>hot</c>, <c>batch</c>, <c>read</c>, <c>ledgers</c> (or <c>all</c>).</summary>
     public IReadOnlyList<string> Scenarios { get; private set; } = ScenarioNames.All;
 
     /// <summary>Measured seconds per run (after the warm-up). Default 5.</summary>
@@ -27,6 +27,9 @@ public sealed class BenchOptions
 
     /// <summary>Concurrent clients of the <c>batch</c> runs. Default 4.</summary>
     public int BatchClients { get; private set; } = 4;
+
+    /// <summary>Ledgers the <c>ledgers</c> runs spread their load over (each count above 1 is a pair of runs). Default 2, 4.</summary>
+    public IReadOnlyList<int> Ledgers { get; private set; } = [2, 4];
 
     /// <summary>Items the <c>jobs</c> scenario's background job works through. Default 1,000,000.</summary>
     public long JobItems { get; private set; } = 1_000_000;
@@ -80,7 +83,7 @@ public sealed class BenchOptions
 
     public static string Usage => """
         Usage: dotnet run -c Release --project bench/Neraca.Bench -- [options]
-          --scenario all|uniform,hot,batch,read   scenarios (default all)
+          --scenario all|uniform,hot,batch,read,ledgers   scenarios (default all)
                                  jobs: p99 of uniform alone vs while a big chunked job runs (not in all)
           --job-items N          items of the jobs scenario's job (default 1000000)
                                  ewa: p99 of uniform alone vs while EWA's nightly work runs (not in all)
@@ -92,6 +95,8 @@ public sealed class BenchOptions
           --clients N            clients of the hot and read runs (default 64)
           --batch-sizes L        transfers per batch request (default 100,1000,8000)
           --batch-clients N      clients of the batch runs (default 4)
+          --ledgers L            ledgers of the ledgers runs (default 2,4): the biggest batch and uniform c=64
+                                 (--clients) spread over that many ledgers
           --accounts N           accounts (default 10000)
           --no-baseline          measure Neraca only
           --no-neraca            measure the baseline only
@@ -120,6 +125,7 @@ public sealed class BenchOptions
                 case "--clients": o.Clients = PositiveInt(name, Value()); break;
                 case "--batch-sizes": o.BatchSizes = IntList(name, Value()); break;
                 case "--batch-clients": o.BatchClients = PositiveInt(name, Value()); break;
+                case "--ledgers": o.Ledgers = IntList(name, Value()); break;
                 case "--job-items": o.JobItems = PositiveInt(name, Value()); break;
                 case "--ewa-employers": o.EwaEmployers = PositiveInt(name, Value()); break;
                 case "--ewa-employees": o.EwaEmployees = PositiveInt(name, Value()); break;
@@ -175,9 +181,11 @@ public static class ScenarioNames
     public const string Hot = "hot";
     public const string Batch = "batch";
     public const string Read = "read";
+    /// <summary>Issue #21's runs over several ledgers at once.</summary>
+    public const string Ledgers = "ledgers";
     /// <summary>Issue #8's background-job scenario (<see cref="JobsScenario"/>); Neraca only, and not part of <c>all</c>.</summary>
     public const string Jobs = "jobs";
     /// <summary>Issue #14's earned-wage-access nightly work (<see cref="EwaScenario"/>); Neraca only, and not part of <c>all</c>.</summary>
     public const string Ewa = "ewa";
-    public static readonly IReadOnlyList<string> All = [Uniform, Hot, Batch, Read];
+    public static readonly IReadOnlyList<string> All = [Uniform, Hot, Batch, Read, Ledgers];
 }

@@ -7,12 +7,16 @@ namespace Neraca.Bench;
 /// <summary>One system under test: Neraca or the naive baseline, with its ledger, accounts and conservation probe.</summary>
 public sealed class Side(string name, Workload workload, ConservationProbe probe, string connectionString, int? serverPid, int? postmasterPid)
 {
+    /// <summary>The side's ledgers: the main one first, then the extra ones of the <c>ledgers</c> scenario.</summary>
+    public List<Workload> Ledgers { get; } = [workload];
+
     /// <summary>PostgreSQL's postmaster when it runs on this machine (for its CPU), else null.</summary>
     public int? PostmasterPid { get; } = postmasterPid;
 
     public string Name { get; } = name;
     public Workload Workload { get; } = workload;
-    public ConservationProbe Probe { get; } = probe;
+    /// <summary>Covers every ledger in <see cref="Ledgers"/> (the money acknowledged is counted across them).</summary>
+    public ConservationProbe Probe { get; set; } = probe;
     public string ConnectionString { get; } = connectionString;
 
     /// <summary>The server's process when the benchmark started it (for memory and CPU), else null.</summary>
@@ -25,8 +29,10 @@ public sealed class Side(string name, Workload workload, ConservationProbe probe
     public bool AnswersLost { get; set; }
 }
 
-/// <summary>A run of the plan: a scenario with its clients and batch size, sent to each side in turn.</summary>
-public sealed record RunPlan(string Scenario, string Name, int Clients, int BatchSize, Func<Workload, string, Operation> Warmup, Func<Workload, string, Operation> Measured);
+/// <summary>A run of the plan: a scenario with its clients and batch size, sent to each side in turn. With
+/// <paramref name="Ledgers"/> above 1, client k sends to the side's ledger k mod <paramref name="Ledgers"/>.</summary>
+public sealed record RunPlan(string Scenario, string Name, int Clients, int BatchSize, Func<Workload, string, Operation> Warmup, Func<Workload, string, Operation> Measured,
+    int Ledgers = 1);
 
 /// <summary>What one side did in one run.</summary>
 public sealed record RunResult(string Scenario, string Run, string Side, int Clients, int BatchSize, RunStats Stats, ConservationCheck Conservation,
@@ -70,6 +76,8 @@ public static class Benchmark
             var prefix = Base36(DateTimeOffset.UtcNow.ToUnixTimeSeconds());
             var accounts = Enumerable.Range(0, o.Accounts).Select(i => $"{prefix}.{i.ToString(CultureInfo.InvariantCulture)}").ToArray();
             var hot = prefix + ".hot";
+            var plan = Plan(o);
+            var extraLedgers = plan.Max(r => r.Ledgers) - 1;
 
             if (o.Neraca)
             {
@@ -77,8 +85,8 @@ public static class Benchmark
                 clients.Add(neracaClient);
                 var pid = server?.Pid;
                 var db = neracaDb!;
-                sides.Add(await SetUpAsync(Neraca, neracaClient, ledgerCode, accounts, hot,
-                    id => ConservationProbe.ForNeraca(db, o.Tenant, id), db, pid, ct));
+                sides.Add(await SetUpAsync(Neraca, neracaClient, ledgerCode, accounts, hot, extraLedgers,
+                    ids => ConservationProbe.ForNeraca(db, o.Tenant, ids), db, pid, ct));
             }
             if (o.Baseline)
             {
@@ -86,12 +94,11 @@ public static class Benchmark
                 var naiveClient = new LedgerClient(naive.BaseAddress, o.ApiKey);
                 clients.Add(naiveClient);
                 var db = naiveDb!;
-                sides.Add(await SetUpAsync(Baseline, naiveClient, ledgerCode, accounts, hot,
-                    id => ConservationProbe.ForBaseline(db, id), db, null, ct));
+                sides.Add(await SetUpAsync(Baseline, naiveClient, ledgerCode, accounts, hot, extraLedgers,
+                    ids => ConservationProbe.ForBaseline(db, ids), db, null, ct));
             }
 
             var results = new List<RunResult>();
-            var plan = Plan(o);
             for (var i = 0; i < plan.Count; i++)
             {
                 foreach (var side in sides)
@@ -128,19 +135,35 @@ public static class Benchmark
         }
     }
 
-    static async Task<Side> SetUpAsync(string name, LedgerClient client, string ledgerCode, string[] accounts, string hot,
-        Func<string, ConservationProbe> probe, string connectionString, int? serverPid, CancellationToken ct)
+    /// <summary>Creates the main ledger and <paramref name="extraLedgers"/> more, each with as many accounts (so a run
+    /// over several ledgers touches as many distinct accounts per batch as a run over one), and primes them.</summary>
+    static async Task<Side> SetUpAsync(string name, LedgerClient client, string ledgerCode, string[] accounts, string hot, int extraLedgers,
+        Func<string[], ConservationProbe> probe, string connectionString, int? serverPid, CancellationToken ct)
     {
-        Log($"{name}: creating ledger {ledgerCode} and {accounts.Length + 1} accounts");
-        var ledgerId = await client.CreateLedgerAsync(ledgerCode, ct);
-        await client.CreateAccountsAsync(ledgerCode, [.. accounts, hot], concurrency: 16, ct);
-        var side = new Side(name, new Workload(client, accounts, hot), probe(ledgerId), connectionString, serverPid,
+        var ledgerIds = new List<string>();
+        var workloads = new List<Workload>();
+        for (var k = 0; k <= extraLedgers; k++)
+        {
+            var suffix = k == 0 ? "" : ".l" + k.ToString(CultureInfo.InvariantCulture);
+            var code = ledgerCode + suffix;
+            var ledgerAccounts = k == 0 ? accounts : [.. accounts.Select(a => a + suffix)];
+            var ledgerHot = hot + suffix;
+            Log($"{name}: creating ledger {code} and {ledgerAccounts.Length + 1} accounts");
+            ledgerIds.Add(await client.CreateLedgerAsync(code, ct));
+            await client.CreateAccountsAsync(code, [.. ledgerAccounts, ledgerHot], concurrency: 16, ct);
+            workloads.Add(new Workload(client, ledgerAccounts, ledgerHot));
+        }
+        var side = new Side(name, workloads[0], probe([.. ledgerIds]), connectionString, serverPid,
             await CpuMonitor.FindPostmasterAsync(connectionString, ct));
+        side.Ledgers.AddRange(workloads.Skip(1));
         Log($"{name}: priming (one transfer into every account, so no run pays for a cold cache)");
-        var primed = await side.Workload.PrimeAsync(hot + ".p", ct);
-        side.Acknowledged += primed.AckedAmount;
-        side.AnswersLost |= primed.Uncertain;
-        if (primed.Failed > 0) throw new InvalidOperationException($"{name}: priming failed: {primed.Error}");
+        foreach (var w in side.Ledgers)
+        {
+            var primed = await w.PrimeAsync(w.HotAccount + ".p", ct);
+            side.Acknowledged += primed.AckedAmount;
+            side.AnswersLost |= primed.Uncertain;
+            if (primed.Failed > 0) throw new InvalidOperationException($"{name}: priming failed: {primed.Error}");
+        }
         return side;
     }
 
@@ -163,8 +186,14 @@ public static class Benchmark
             await sampler.DisposeAsync();
         }
         await using var rss = side.ServerPid is int pid ? RssMonitor.Start(pid) : null;
+        var ledgers = side.Ledgers.Take(run.Ledgers).ToArray();
+        Operation Spread(Func<Workload, string, Operation> make, string runTag)
+        {
+            var ops = ledgers.Select(w => make(w, runTag)).ToArray();
+            return ops.Length == 1 ? ops[0] : (c, token) => ops[c.Index % ops.Length](c, token);
+        }
         var stats = await LoadRunner.RunAsync(run.Clients, TimeSpan.FromSeconds(o.WarmupSeconds), TimeSpan.FromSeconds(o.Seconds),
-            run.Warmup(side.Workload, tag + "w"), run.Measured(side.Workload, tag + "m"), ct, onMeasureStart: Start, onMeasureEnd: Stop);
+            Spread(run.Warmup, tag + "w"), Spread(run.Measured, tag + "m"), ct, onMeasureStart: Start, onMeasureEnd: Stop);
         double? peak = rss is null ? null : await rss.StopAsync();
         side.Acknowledged += stats.AckedAmount;
         side.AnswersLost |= stats.Uncertain;
@@ -196,6 +225,18 @@ public static class Benchmark
                     // Reads only: what HTTP, authentication and the balance cache cost per request on this machine, the
                     // floor under every write figure above.
                     plan.Add(new(scenario, $"read only c={o.Clients}", o.Clients, 1, (w, t) => w.Read(), (w, t) => w.Read()));
+                    break;
+                case ScenarioNames.Ledgers:
+                    // The same loads as "batch 8000" and "uniform c=64" on one ledger, spread over several: how a
+                    // deployment's throughput grows when its writes go to independent ledgers.
+                    var big = o.BatchSizes.Max();
+                    foreach (var n in o.Ledgers.Where(n => n > 1))
+                    {
+                        var batchClients = Math.Max(o.BatchClients, n);
+                        plan.Add(new(scenario, $"batch {big} c={batchClients} {n}L", batchClients, big,
+                            (w, t) => w.Batch(t, Math.Min(big, 100)), (w, t) => w.Batch(t, big), n));
+                        plan.Add(new(scenario, $"uniform c={o.Clients} {n}L", o.Clients, 1, (w, t) => w.Uniform(t), (w, t) => w.Uniform(t), n));
+                    }
                     break;
             }
         }

@@ -2,33 +2,33 @@ using Npgsql;
 
 namespace Neraca.Bench;
 
-/// <summary>Money in one ledger as the balances and the journal each tell it.</summary>
+/// <summary>Money in a side's ledgers as the balances and the journal each tell it.</summary>
 public sealed record LedgerTotals(decimal BalanceDebits, decimal BalanceCredits, decimal JournalDebits, decimal JournalCredits, decimal TransferAmounts);
 
 /// <summary>The conservation check after a run: debits = credits (balances and journal), balances = journal, and
 /// the money moved = the money the clients saw acknowledged (at least that much when some answers were lost).</summary>
 public sealed record ConservationCheck(bool Ok, string Detail, LedgerTotals Totals, decimal Acknowledged);
 
-/// <summary>Reads a ledger's totals with SQL on its own database (the two sides have different schemas).</summary>
+/// <summary>Reads the ledgers' totals with SQL on its own database (the two sides have different schemas).</summary>
 public sealed class ConservationProbe(string connectionString, string sql, IReadOnlyDictionary<string, object> parameters)
 {
     /// <summary>Neraca's schema: balances in <c>accounts</c>, journal in <c>transfers</c> and the <c>entries</c> view (migration 0104).</summary>
-    public static ConservationProbe ForNeraca(string connectionString, string tenantId, string ledgerId) => new(connectionString, """
-        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),
-               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = @ledger),
-               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = @ledger AND direction = 1),
-               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = @ledger AND direction = 2),
-               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE tenant_id = @tenant AND ledger_id = @ledger AND NOT pending)
-        """, new Dictionary<string, object> { ["tenant"] = tenantId, ["ledger"] = ledgerId });
+    public static ConservationProbe ForNeraca(string connectionString, string tenantId, string[] ledgerIds) => new(connectionString, """
+        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = ANY(@ledgers)),
+               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE tenant_id = @tenant AND ledger_id = ANY(@ledgers)),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = ANY(@ledgers) AND direction = 1),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE tenant_id = @tenant AND ledger_id = ANY(@ledgers) AND direction = 2),
+               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE tenant_id = @tenant AND ledger_id = ANY(@ledgers) AND NOT pending)
+        """, new Dictionary<string, object> { ["tenant"] = tenantId, ["ledgers"] = ledgerIds });
 
     /// <summary>The naive baseline's schema (<see cref="Baseline.NaiveLedger"/>).</summary>
-    public static ConservationProbe ForBaseline(string connectionString, string ledgerId) => new(connectionString, """
-        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE ledger_id = @ledger),
-               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE ledger_id = @ledger),
-               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = @ledger AND direction = 1),
-               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = @ledger AND direction = 2),
-               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE ledger_id = @ledger)
-        """, new Dictionary<string, object> { ["ledger"] = ledgerId });
+    public static ConservationProbe ForBaseline(string connectionString, string[] ledgerIds) => new(connectionString, """
+        SELECT (SELECT coalesce(sum(debits_posted), 0) FROM accounts WHERE ledger_id = ANY(@ledgers)),
+               (SELECT coalesce(sum(credits_posted), 0) FROM accounts WHERE ledger_id = ANY(@ledgers)),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = ANY(@ledgers) AND direction = 1),
+               (SELECT coalesce(sum(amount), 0) FROM entries WHERE ledger_id = ANY(@ledgers) AND direction = 2),
+               (SELECT coalesce(sum(amount), 0) FROM transfers WHERE ledger_id = ANY(@ledgers))
+        """, new Dictionary<string, object> { ["ledgers"] = ledgerIds });
 
     public async Task<LedgerTotals> ReadAsync(CancellationToken ct)
     {

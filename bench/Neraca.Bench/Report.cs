@@ -10,7 +10,7 @@ namespace Neraca.Bench;
 /// <summary>Neraca against the baseline in one run (transfers/s; operations/s for the read mix).</summary>
 public sealed record Comparison(string Run, double Neraca, double? Baseline, double? Ratio);
 
-/// <summary>A target of issue #5 and whether this run met it.</summary>
+/// <summary>A target of issue #21 and whether this run met it.</summary>
 public sealed record TargetCheck(string Target, string Actual, bool Met);
 
 public sealed record Machine(string Cpu, int Cores, double MemoryGb, string Os, string Dotnet, string Postgres, string Durability, string Commit);
@@ -20,7 +20,7 @@ public sealed record BenchReport(DateTimeOffset At, Machine Machine, BenchOption
 
 public static class Report
 {
-    const double RatioMin = 5;
+    const double RatioMin = 3;
     static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public static BenchReport Build(BenchOptions o, IReadOnlyList<RunResult> results, bool serverStarted, Machine machine)
@@ -32,23 +32,28 @@ public static class Report
             double? bv = b is null ? null : Throughput(b);
             return new Comparison(n.Run, nv, bv, bv is > 0 ? nv / bv : null);
         }).ToList();
+        // Issue #21's targets (they replaced issue #5's): throughput, the ratio to the baseline, latency and CPU per transfer.
         var targets = new List<TargetCheck>();
-        void Target(string name, Func<RunResult, bool> which, double min, Func<RunStats, double> value, string unit)
+        RunResult? Find(Func<RunResult, bool> which) => results.FirstOrDefault(r => r.Side == Benchmark.Neraca && which(r));
+        void AtLeast(RunResult? n, string name, double min, double value, string unit)
         {
-            var n = results.FirstOrDefault(r => r.Side == Benchmark.Neraca && which(r));
-            if (n is null) return;
-            var v = value(n.Stats);
-            targets.Add(new TargetCheck($"{n.Run}: {name}", $"{Format(v)} {unit}", v >= min));
-            var c = comparisons.First(x => x.Run == n.Run);
-            if (c.Ratio is double ratio)
-                targets.Add(new TargetCheck($"{n.Run}: >= {RatioMin:0}x baseline", $"{ratio:0.0}x ({Format(c.Neraca)} vs {Format(c.Baseline ?? 0)})", ratio >= RatioMin));
+            if (n is not null) targets.Add(new TargetCheck($"{n.Run}: {name}", $"{Format(value)} {unit}", value >= min));
         }
-        Target(">= 10,000 transfers/s", r => r.Scenario == ScenarioNames.Uniform && r.Clients == 64, 10_000, s => s.TransfersPerSecond, "transfers/s");
-        var uniform64 = results.FirstOrDefault(r => r.Side == Benchmark.Neraca && r.Scenario == ScenarioNames.Uniform && r.Clients == 64);
+        void CpuAtMost(RunResult? n, double max)
+        {
+            if (n is not null && CpuMicrosPerOp(n) is double us) targets.Add(new TargetCheck($"{n.Run}: <= {max:0} CPU-us/op", $"{us:0} CPU-us/op", us <= max));
+        }
+        var batch8000 = Find(r => r.Scenario == ScenarioNames.Batch && r.BatchSize == 8000);
+        AtLeast(batch8000, ">= 40,000 transfers/s", 40_000, batch8000?.Stats.TransfersPerSecond ?? 0, "transfers/s");
+        CpuAtMost(batch8000, 35);
+        var uniform64 = Find(r => r.Scenario == ScenarioNames.Uniform && r.Clients == 64);
+        if (uniform64 is not null && comparisons.First(x => x.Run == uniform64.Run) is { Ratio: double ratio } c)
+            targets.Add(new TargetCheck($"{uniform64.Run}: >= {RatioMin:0}x baseline", $"{ratio:0.0}x ({Format(c.Neraca)} vs {Format(c.Baseline ?? 0)})", ratio >= RatioMin));
         if (uniform64 is not null)
             targets.Add(new TargetCheck($"{uniform64.Run}: p99 <= 20 ms", $"{uniform64.Stats.P99Ms:0.0} ms", uniform64.Stats.P99Ms <= 20));
-        Target(">= 8,000 transfers/s", r => r.Scenario == ScenarioNames.Hot && r.Clients == 64, 8_000, s => s.TransfersPerSecond, "transfers/s");
-        Target(">= 100,000 transfers/s", r => r.Scenario == ScenarioNames.Batch && r.BatchSize == 8000, 100_000, s => s.TransfersPerSecond, "transfers/s");
+        CpuAtMost(uniform64, 150);
+        var hot = Find(r => r.Scenario == ScenarioNames.Hot && r.Clients == 64);
+        AtLeast(hot, ">= 8,000 transfers/s", 8_000, hot?.Stats.TransfersPerSecond ?? 0, "transfers/s");
         if (serverStarted)
         {
             var peak = results.Where(r => r.Side == Benchmark.Neraca).Max(r => r.PeakRssMiB ?? 0);
@@ -102,7 +107,7 @@ public static class Report
         sb.AppendLine(CultureInfo.InvariantCulture, $"\n{"run",-20} {"neraca/s",10} {"baseline/s",10} {"ratio",7}");
         foreach (var c in report.Comparisons)
             sb.AppendLine(CultureInfo.InvariantCulture, $"{c.Run,-20} {Format(c.Neraca),10} {(c.Baseline is double b ? Format(b) : "-"),10} {(c.Ratio is double x ? x.ToString("0.0", CultureInfo.InvariantCulture) + "x" : "-"),7}");
-        sb.AppendLine("\nTargets (issue #5):");
+        sb.AppendLine("\nTargets (issue #21):");
         foreach (var t in report.Targets)
             sb.AppendLine(CultureInfo.InvariantCulture, $"  [{(t.Met ? "met" : "MISSED")}] {t.Target}: {t.Actual}");
         Console.WriteLine(sb.ToString());

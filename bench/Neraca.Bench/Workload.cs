@@ -9,6 +9,8 @@ public sealed class Workload(LedgerClient client, string[] accounts, string hotA
 
     public LedgerClient Client => client;
 
+    public string HotAccount => hotAccount;
+
     /// <summary>One transfer between two distinct random accounts.</summary>
     public Operation Uniform(string runTag) => (c, ct) => SendTransferAsync(c, runTag, credit: null, ct);
 
