@@ -77,7 +77,7 @@ public static class Benchmark
             var accounts = Enumerable.Range(0, o.Accounts).Select(i => $"{prefix}.{i.ToString(CultureInfo.InvariantCulture)}").ToArray();
             var hot = prefix + ".hot";
             var plan = Plan(o);
-            var extraLedgers = plan.Max(r => r.Ledgers) - 1;
+            var extraLedgers = plan.Select(r => r.Ledgers).DefaultIfEmpty(1).Max() - 1;
 
             if (o.Neraca)
             {

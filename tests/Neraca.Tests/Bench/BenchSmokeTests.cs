@@ -13,9 +13,12 @@ public sealed class BenchSmokeTests(PostgresServerFixture fixture) : IClassFixtu
         var tenant = await fixture.Server.NewTenantAsync();
         var baselineDb = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
         using var json = await BenchProcess.RunAsync(fixture.Server, tenant, "--baseline-database", baselineDb, "--scenario", "all",
-            "--seconds", "0.3", "--uniform-clients", "1,8", "--clients", "8", "--batch-sizes", "25", "--batch-clients", "2");
+            "--seconds", "0.3", "--uniform-clients", "1,8", "--clients", "8", "--batch-sizes", "25", "--batch-clients", "2", "--ledgers", "2");
         var results = json.RootElement.GetProperty("results").EnumerateArray().ToList();
-        Assert.Equal(2 * 6, results.Count); // uniform x2, hot, batch, read 90/10, read only; on both sides
+        // uniform x2, hot, batch, read 90/10, read only, and the same batch and uniform c=8 over 2 ledgers; on both sides
+        Assert.Equal(2 * 8, results.Count);
+        Assert.Equal(["batch 25 c=2 2L", "uniform c=8 2L"],
+            results.Select(r => r.GetProperty("run").GetString()!).Where(n => n.EndsWith(" 2L", StringComparison.Ordinal)).Distinct().Order());
         foreach (var r in results)
         {
             var name = $"{r.GetProperty("side").GetString()} {r.GetProperty("run").GetString()}";
