@@ -23,14 +23,16 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
     readonly LedgerMetrics _metrics;
     readonly ILogger<PostingPipeline> _logger;
     readonly NeracaCache _cache;
+    readonly OutboxNotifier _notifier;
     readonly ConcurrentDictionary<(string Tenant, string Ledger), LedgerQueue> _queues = new();
     readonly CancellationTokenSource _stopping = new();
 
     public PostingPipeline(Database database, SqlDialect dialect, IOptions<LedgerOptions> options, TimeProvider clock, LedgerMetrics metrics,
-        ILogger<PostingPipeline> logger, NeracaCache cache)
+        ILogger<PostingPipeline> logger, NeracaCache cache, OutboxNotifier notifier)
     {
         _database = database;
         _cache = cache;
+        _notifier = notifier;
         // Group commit with NpgsqlBatch and unnest arrays, or statement by statement in SQLite's one write transaction.
         _store = dialect.Choose<PostingStore>(() => new PostgresPostingStore(database.RowLevelSecurity), () => new SqlitePostingStore());
         _options = options.Value;
@@ -155,6 +157,7 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
             // Committed. Nothing below may report the batch as failed: a metric or cache error is logged, never thrown.
             try
             {
+                if (writes.Events.Count > 0) _notifier.Committed();
                 _metrics.BatchCommitted(opCount, Stopwatch.GetElapsedTime(started).TotalSeconds, results);
                 // Read-your-writes across replicas: retire cached balances and history of the changed accounts
                 // before any caller is acknowledged (see CacheVersions).

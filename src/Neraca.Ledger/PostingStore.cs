@@ -127,6 +127,9 @@ internal sealed class PostgresPostingStore(bool rowLevelSecurity) : PostingStore
         // batches were small (a custom plan per execution), which doubled its CPU per transfer at 64 clients. One
         // generic plan fits every batch size here: every statement is keyed lookups and inserts driven by the arrays.
         batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL plan_cache_mode = force_generic_plan"));
+        // The relays are woken after the commit instead of by the outbox trigger's NOTIFY, which would make the
+        // commits of all ledgers take turns (see OutboxNotifier).
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(OutboxNotifier.SuppressTriggerSql));
         if (rowLevelSecurity) batch.BatchCommands.Add(Command($"CALL {RowLevelSecurity.EnterProcedure}($1)", tenantId));
         // The head row first: it serializes every writer of this ledger (in any process), so what follows is read fresh.
         // The accounts need no row locks of their own (locking writes every row): only posting transactions change
@@ -139,7 +142,7 @@ internal sealed class PostgresPostingStore(bool rowLevelSecurity) : PostingStore
         if (reverseTargets.Length > 0)
             batch.BatchCommands.Add(Command("SELECT reverses, sum(amount)::bigint FROM transfers WHERE tenant_id = $1 AND reverses = ANY($2) GROUP BY reverses",
                 tenantId, reverseTargets));
-        // (The SET and the CALL return no rows, so the reader starts at the head row.)
+        // (The SETs and the CALL return no rows, so the reader starts at the head row.)
         await using var reader = await batch.ExecuteReaderAsync(ct);
         ReadHead(reader, state);
         await reader.NextResultAsync(ct);

@@ -19,6 +19,8 @@ public static class EventsModule
             .ValidateOnStart();
 
         builder.Services.AddSingleton<EventSignals>();
+        builder.Services.AddSingleton<OutboxNotifier>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OutboxNotifier>());
         builder.Services.AddSingleton<EventFeed>();
         builder.Services.AddSingleton<FeedCursorCodec>();
         builder.Services.AddSingleton<WebhookStore>();

@@ -60,13 +60,23 @@ public sealed partial class OutboxRelay
         var events = (await connection.QueryAsync<EventRow>(new CommandDefinition(
             $"SELECT {EventFeed.Columns} FROM events WHERE seq = ANY(@claimed) ORDER BY seq",
             new { claimed }, tx, cancellationToken: ct))).AsList();
-        var streams = events.Select(Stream).Distinct().ToArray();
-        var blockers = (await connection.QueryAsync<(string TenantId, string Stream, long Seq)>(new CommandDefinition("""
-            SELECT e.tenant_id, COALESCE(e.ledger_id, e.subject), min(o.event_seq) FROM outbox o JOIN events e ON e.seq = o.event_seq
-            WHERE o.event_seq < @last AND NOT (o.event_seq = ANY(@claimed)) AND COALESCE(e.ledger_id, e.subject) = ANY(@streams)
-            GROUP BY e.tenant_id, COALESCE(e.ledger_id, e.subject)
-            """, new { last = claimed[^1], claimed, streams }, tx, cancellationToken: ct)))
-            .ToDictionary(b => (b.TenantId, b.Stream), b => b.Seq);
+        // Outbox rows below the last claimed one that this worker skipped are held by another worker; usually there are
+        // none. Looked up by the outbox key first, then their events by seq: joined in one statement, PostgreSQL planned
+        // a hash join over the whole events table (parallel workers, temp files) for every relay round.
+        var skipped = (await connection.QueryAsync<long>(new CommandDefinition(
+            "SELECT event_seq FROM outbox WHERE event_seq < @last AND NOT (event_seq = ANY(@claimed))",
+            new { last = claimed[^1], claimed }, tx, cancellationToken: ct))).ToArray();
+        var blockers = new Dictionary<(string TenantId, string Stream), long>();
+        if (skipped.Length > 0)
+        {
+            var streams = events.Select(Stream).Distinct().ToArray();
+            blockers = (await connection.QueryAsync<(string TenantId, string Stream, long Seq)>(new CommandDefinition("""
+                SELECT tenant_id, COALESCE(ledger_id, subject), min(seq) FROM events
+                WHERE seq = ANY(@skipped) AND COALESCE(ledger_id, subject) = ANY(@streams)
+                GROUP BY tenant_id, COALESCE(ledger_id, subject)
+                """, new { skipped, streams }, tx, cancellationToken: ct)))
+                .ToDictionary(b => (b.TenantId, b.Stream), b => b.Seq);
+        }
         var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
         if (ready.Count == 0) return 0;
 

@@ -96,4 +96,52 @@ public sealed class RelayTests
         var deliveries = await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?limit=1000");
         Assert.Equal(ids.Count, deliveries.Body!["data"]!.AsArray().Count);
     }
+
+    /// <summary>Found by the ledgers benchmark: the outbox trigger's NOTIFY ran inside every posting transaction, and
+    /// PostgreSQL holds one database-wide lock from a notifying transaction's pre-commit until its commit is flushed, so
+    /// the commits of different ledgers took turns (uniform c=64 over 4 ledgers: 3,141 transfers/s against 5,869 on
+    /// one). Now a transaction that turns the trigger off sends nothing at its commit, and the posting path notifies
+    /// after it: a process without a relay of its own (an api) still wakes the relays of the others.</summary>
+    [Fact]
+    public async Task Posting_commits_do_not_notify_inside_their_transaction_yet_wake_other_processes_after_it()
+    {
+        var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
+        var server = await NeracaServer.StartAsync(database, "--role", "api");
+        await using var _ = server;
+        var tenant = await server.NewTenantAsync();
+        var (ledger, wallets) = await TransferLoad.SetUpAsync(tenant, 2);
+
+        await using var listener = new Npgsql.NpgsqlConnection(database);
+        await listener.OpenAsync();
+        var notifications = 0;
+        listener.Notification += (_, _) => Interlocked.Increment(ref notifications);
+        await using (var listen = new Npgsql.NpgsqlCommand($"LISTEN {PostgresEventListener.Channel}", listener)) await listen.ExecuteNonQueryAsync();
+
+        await AppendAsync(suppressed: true);
+        await listener.WaitAsync(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, Volatile.Read(ref notifications));
+        await AppendAsync(suppressed: false); // the trigger still serves every other writer of events
+        Assert.True(await listener.WaitAsync(TimeSpan.FromSeconds(10)), "an event appended without the setting sent no notification");
+        Assert.Equal(1, Volatile.Read(ref notifications));
+
+        await TransferLoad.TopUpsAsync(ledger, wallets, 3);
+        Assert.True(await listener.WaitAsync(TimeSpan.FromSeconds(10)), "a posting commit woke no other process");
+        Assert.True(Volatile.Read(ref notifications) >= 2);
+
+        async Task AppendAsync(bool suppressed)
+        {
+            await using var connection = await server.Services.GetRequiredService<Database>().OpenAsync(CancellationToken.None);
+            await using var tx = await connection.BeginTransactionAsync();
+            if (suppressed)
+            {
+                await using var set = connection.CreateCommand();
+                set.Transaction = tx;
+                set.CommandText = OutboxNotifier.SuppressTriggerSql;
+                await set.ExecuteNonQueryAsync();
+            }
+            await EventLog.AppendAsync(connection, tx, tenant.Id, null, new NewEvent(new EventType("test.appended"), "sub_1", "{}"),
+                DbTime.ToMicros(DateTimeOffset.UtcNow), CancellationToken.None);
+            await tx.CommitAsync();
+        }
+    }
 }
