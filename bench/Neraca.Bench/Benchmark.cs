@@ -16,7 +16,7 @@ public sealed class Side(string name, Workload workload, ConservationProbe probe
     public string Name { get; } = name;
     public Workload Workload { get; } = workload;
     /// <summary>Covers every ledger in <see cref="Ledgers"/> (the money acknowledged is counted across them).</summary>
-    public ConservationProbe Probe { get; set; } = probe;
+    public ConservationProbe Probe { get; } = probe;
     public string ConnectionString { get; } = connectionString;
 
     /// <summary>The server's process when the benchmark started it (for memory and CPU), else null.</summary>
