@@ -14,6 +14,7 @@ public static class LedgerModule
         builder.Services.AddMigrations(typeof(LedgerModule).Assembly);
         builder.Services.AddSingleton<LedgerMetrics>();
         builder.Services.AddSingleton<LedgerStore>();
+        builder.Services.AddSingleton<Neraca.Events.EventDataSource, LedgerEventData>();
         builder.Services.AddSingleton<AuditChain>();
         builder.Services.AddSingleton<PostingPipeline>();
         builder.Services.AddSingleton<PendingExpiry>();

@@ -211,6 +211,17 @@ internal sealed class LedgerStore(Database database, SqlDialect dialect, TimePro
         return row?.ToRecord();
     }
 
+    /// <summary>Transfers with their resolutions, on the caller's connection and transaction (the event data source reads
+    /// the journal in the same snapshot as the events it renders).</summary>
+    public async Task<List<TransferRecord>> ReadTransfersAsync(DbConnection connection, DbTransaction? tx, string tenantId, string[] transferIds,
+        CancellationToken ct)
+    {
+        var rows = await connection.QueryAsync<TransferRow>(new CommandDefinition(
+            $"{TransferSelect} WHERE t.tenant_id = @tenantId AND {dialect.InIdList("t.id", "ids")}",
+            new { tenantId, ids = dialect.IdListValue(transferIds) }, tx, cancellationToken: ct));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
     /// <summary>Immutable routing facts of a transfer (its ledger and accounts), cached.</summary>
     public async Task<(string LedgerId, string DebitAccountId, string CreditAccountId)?> GetTransferRouteAsync(string tenantId, string transferId, CancellationToken ct)
     {

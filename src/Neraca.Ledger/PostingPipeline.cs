@@ -195,9 +195,8 @@ internal sealed partial class PostingPipeline : IAsyncDisposable
         }
         var canonical = AuditChain.Canonical(writes.Transfers, writes.Resolutions, writes.Entries);
         var link = new ChainLinkRow(linkNo, headBefore, AuditChain.Link(headBefore, canonical), firstSeq, state.LastSeq, nowUs);
-        var events = writes.Events
-            .Select(e => new NewEvent(e.Type, e.Transfer.Id, LedgerJson.Serialize(LedgerJson.ToResponse(e.Transfer, ledger.Code))))
-            .ToList();
+        // The events' data is the journal row they tell of: rendered when read (LedgerEventData), not written here.
+        var events = writes.Events.Select(e => new NewEvent(e.Type, e.Transfer.Id, Events.EventLog.DataInSource)).ToList();
         await _store.WriteAsync(connection, tx, state, writes, link, events, nowUs, CancellationToken.None);
         await tx.CommitAsync(CancellationToken.None);
         return (results, writes);

@@ -5,7 +5,7 @@ using Neraca.Storage;
 
 namespace Neraca.Events;
 
-/// <summary>One row of the durable event log as stored.</summary>
+/// <summary>One row of the durable event log as stored; a payload rendered from elsewhere is filled in by <see cref="EventData"/>.</summary>
 public sealed record EventRow(long Seq, string Id, string TenantId, string? LedgerId, string Type, string Subject, string Payload, long CreatedAtUs);
 
 /// <summary>What consumers receive: the same JSON in the feed, on the SSE stream, in webhook bodies and RabbitMQ
@@ -76,13 +76,18 @@ public static class EventTypes
         || (pattern.EndsWith(".*", StringComparison.Ordinal) && type.StartsWith(pattern.AsSpan(0, pattern.Length - 1), StringComparison.Ordinal));
 }
 
-/// <summary>An event to append: its type, what it is about, and its JSON payload (the <c>data</c> consumers receive).</summary>
+/// <summary>An event to append: its type, what it is about, and its JSON payload (the <c>data</c> consumers receive), or
+/// <see cref="EventLog.DataInSource"/> when an <see cref="EventDataSource"/> renders it from the capability's own rows.</summary>
 public sealed record NewEvent(EventType Type, string Subject, string Payload);
 
 /// <summary>The one way any capability appends events: an event row and its outbox row, in the caller's transaction,
 /// so an event exists exactly when what it tells of committed.</summary>
 public static class EventLog
 {
+    /// <summary>The stored payload of an event whose data an <see cref="EventDataSource"/> renders on read (the empty string,
+    /// which no JSON payload is). Every read goes through <see cref="EventData"/>.</summary>
+    public const string DataInSource = "";
+
     const string InsertOne = """
         INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
         VALUES (@id, @tenantId, @ledgerId, @type, @subject, @payload, @createdAtUs)

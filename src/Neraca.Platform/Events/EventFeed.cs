@@ -70,14 +70,16 @@ public sealed class EventFeed
     delegate Task<FeedPage> Reader(DbConnection connection, string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct);
 
     readonly Database database;
+    readonly EventData data;
 
     /// <summary>The snapshot-horizon feed (PostgreSQL) or the plain sequence feed (SQLite), picked once.</summary>
     readonly Reader read;
     readonly Func<DbConnection, string, CancellationToken, Task<FeedCursor>> tail;
 
-    public EventFeed(Database database, SqlDialect dialect)
+    public EventFeed(Database database, SqlDialect dialect, EventData data)
     {
         this.database = database;
+        this.data = data;
         read = dialect.Choose<Reader>(() => ReadPostgresAsync, () => ReadSqliteAsync);
         tail = dialect.Choose<Func<DbConnection, string, CancellationToken, Task<FeedCursor>>>(() => TailPostgresAsync, () => TailSqliteAsync);
     }
@@ -97,7 +99,10 @@ public sealed class EventFeed
     public async Task<FeedPage> ReadAsync(string tenantId, FeedCursor after, int limit, string[]? types, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        return await read(connection, tenantId, after, limit, types, ct);
+        var page = await read(connection, tenantId, after, limit, types, ct);
+        if (page.Items.Count == 0) return page;
+        var rows = await data.FillAsync(connection, null, page.Items.Select(i => i.Row).ToList(), ct);
+        return page with { Items = page.Items.Select((item, i) => item with { Row = rows[i] }).ToList() };
     }
 
     /// <summary>The cursor just past everything committed so far: where a stream without a resume point starts.</summary>

@@ -21,6 +21,7 @@ public static class EventsModule
         builder.Services.AddSingleton<EventSignals>();
         builder.Services.AddSingleton<OutboxNotifier>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OutboxNotifier>());
+        builder.Services.AddSingleton<EventData>();
         builder.Services.AddSingleton<EventFeed>();
         builder.Services.AddSingleton<FeedCursorCodec>();
         builder.Services.AddSingleton<WebhookStore>();

@@ -18,6 +18,7 @@ public sealed partial class OutboxRelay
 {
     readonly Database database;
     readonly SqlDialect dialect;
+    readonly EventData data;
     readonly EventSignals signals;
     readonly IOptions<EventsOptions> options;
     readonly TimeProvider clock;
@@ -27,11 +28,12 @@ public sealed partial class OutboxRelay
     /// <summary>Several workers claiming with SKIP LOCKED (PostgreSQL), or the single embedded relay (SQLite).</summary>
     readonly Func<CancellationToken, Task<int>> relay;
 
-    public OutboxRelay(Database database, SqlDialect dialect, EventSignals signals, IOptions<EventsOptions> options,
+    public OutboxRelay(Database database, SqlDialect dialect, EventData data, EventSignals signals, IOptions<EventsOptions> options,
         TimeProvider clock, ILogger<OutboxRelay> logger, RabbitMqPublisher? rabbit = null)
     {
         this.database = database;
         this.dialect = dialect;
+        this.data = data;
         this.signals = signals;
         this.options = options;
         this.clock = clock;
@@ -80,8 +82,8 @@ public sealed partial class OutboxRelay
         var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
         if (ready.Count == 0) return 0;
 
-        await FanOutAsync(connection, tx, ready, InsertDeliveriesUnnestAsync, ct);
-        if (rabbit is not null) await rabbit.PublishAsync(ready, ct);
+        ready = await FanOutAsync(connection, tx, ready, InsertDeliveriesUnnestAsync, ct);
+        if (rabbit is not null) await rabbit.PublishAsync(await data.FillAsync(connection, tx, ready, ct), ct);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq = ANY(@seqs)",
             new { seqs = ready.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
@@ -102,7 +104,11 @@ public sealed partial class OutboxRelay
             WHERE seq IN (SELECT event_seq FROM outbox ORDER BY event_seq LIMIT @batch) ORDER BY seq
             """, new { batch }, cancellationToken: ct))).AsList();
         if (events.Count == 0) return 0;
-        if (rabbit is not null) await rabbit.PublishAsync(events, ct);
+        if (rabbit is not null)
+        {
+            events = await data.FillAsync(connection, null, events, ct);
+            await rabbit.PublishAsync(events, ct);
+        }
         await using var tx = await dialect.BeginWriteAsync(connection, ct);
         await FanOutAsync(connection, tx, events, InsertDeliveriesAsync, ct);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq IN @seqs",
@@ -112,15 +118,17 @@ public sealed partial class OutboxRelay
     }
 
     /// <summary>One delivery row per (enabled endpoint whose patterns match, event). Relaying the same event twice
-    /// (after a crash) adds nothing: the rows are unique per endpoint and event.</summary>
-    async Task FanOutAsync(DbConnection connection, DbTransaction tx, List<EventRow> events,
+    /// (after a crash) adds nothing: the rows are unique per endpoint and event. Returns the events, with their data
+    /// filled in when there were endpoints to match (a transfer's ordering keys are its accounts, in its data).</summary>
+    async Task<List<EventRow>> FanOutAsync(DbConnection connection, DbTransaction tx, List<EventRow> events,
         Func<DbConnection, DbTransaction, List<DeliveryInsert>, long, CancellationToken, Task> insert, CancellationToken ct)
     {
         var tenants = events.Select(e => e.TenantId).Distinct().ToArray();
         var endpointsSql = $"SELECT tenant_id, id, event_types FROM webhook_endpoints WHERE state = 1 AND {dialect.InList("tenant_id", "tenants")}";
         var endpoints = (await connection.QueryAsync<(string TenantId, string Id, string EventTypes)>(new CommandDefinition(
             endpointsSql, new { tenants }, tx, cancellationToken: ct))).ToLookup(e => e.TenantId);
-        if (endpoints.Count == 0) return;
+        if (endpoints.Count == 0) return events;
+        events = await data.FillAsync(connection, tx, events, ct);
 
         var now = DbTime.ToMicros(clock.GetUtcNow());
         var rows = new List<DeliveryInsert>();
@@ -134,6 +142,7 @@ public sealed partial class OutboxRelay
             }
         }
         if (rows.Count > 0) await insert(connection, tx, rows, now, ct);
+        return events;
     }
 
     /// <summary>PostgreSQL: all deliveries in one statement, one array parameter per column.</summary>

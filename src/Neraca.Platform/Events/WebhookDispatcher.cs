@@ -57,6 +57,7 @@ public sealed partial class WebhookDispatcher
 
     readonly Database _database;
     readonly SqlDialect _dialect;
+    readonly EventData _data;
     readonly string _claimWindowSql;
     readonly EventSignals _signals;
     readonly EventsOptions _options;
@@ -66,13 +67,14 @@ public sealed partial class WebhookDispatcher
     readonly IHttpClientFactory _httpClients;
     readonly SemaphoreSlim _recording;
 
-    public WebhookDispatcher(Database database, SqlDialect dialect, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
+    public WebhookDispatcher(Database database, SqlDialect dialect, EventData data, EventSignals signals, IOptions<EventsOptions> options, TimeProvider clock,
         EventsMetrics metrics, IHttpClientFactory httpClients, ILogger<WebhookDispatcher> logger)
     {
         _httpClients = httpClients;
         _recording = new SemaphoreSlim(options.Value.WebhookConcurrencyMax);
         _database = database;
         _dialect = dialect;
+        _data = data;
         _claimWindowSql = dialect.Choose(() => PostgresClaimWindowSql, () => SqliteClaimWindowSql);
         _signals = signals;
         _options = options.Value;
@@ -243,6 +245,8 @@ public sealed partial class WebhookDispatcher
             job.After = kept[job.DeliveryId];
             return job;
         }, splitOn: "Seq")).AsList();
+        var events = await _data.FillAsync(connection, tx, jobs.Select(j => j.Event).ToList(), ct);
+        for (var i = 0; i < jobs.Count; i++) jobs[i].Event = events[i];
         await tx.CommitAsync(ct);
         return (jobs, leaseUntil);
     }

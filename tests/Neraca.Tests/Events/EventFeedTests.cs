@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Neraca.Ledger;
 using Neraca.Storage;
 using Neraca.Tests.Infrastructure;
+using Neraca.Tests.Ledger;
 using Npgsql;
 
 namespace Neraca.Tests.Events;
@@ -66,6 +67,43 @@ public abstract class EventFeedTests(EventsServerFixture fixture)
 
         var posted = await ReadAllAsync(tenant, "type=transfer.posted,transfer.voided");
         Assert.Equal([ids[2], ids[3], ids[4]], posted.Select(e => (string)e["id"]!));
+    }
+
+    [Fact]
+    public async Task Transfer_events_are_rendered_from_the_journal_as_the_api_showed_the_transfer_at_each_event()
+    {
+        var tenant = await Server.NewTenantAsync();
+        var ledger = new LedgerClient(tenant.Http);
+        await ledger.LedgerAsync("journal");
+        await ledger.AccountAsync("j_bank", "journal", "debit");
+        await ledger.AccountAsync("j_wallet", "journal");
+        var expected = new List<(string Type, JsonNode? Data)>();
+        async Task Expect(string type, Task<(HttpResponseMessage Response, JsonNode? Body)> call)
+        {
+            var (response, body) = await call;
+            Assert.True(response.IsSuccessStatusCode, body?.ToJsonString());
+            expected.Add((type, body));
+        }
+        // Each pending transfer is resolved before the feed is read: its first event must still show it pending.
+        await Expect("transfer.pending", ledger.TransferAsync("trf_j1", "j_bank", "j_wallet", 900,
+            new { pending = true, timeout_seconds = 3600, code = 7, description = "hold", metadata = new { k = "v", n = 1 } }));
+        await Expect("transfer.posted", tenant.Http.PostJsonAsync("/v1/transfers/trf_j1/post", new { amount = 600 }));
+        await Expect("transfer.pending", ledger.TransferAsync("trf_j2", "j_bank", "j_wallet", 300, new { pending = true }));
+        await Expect("transfer.voided", tenant.Http.PostJsonAsync("/v1/transfers/trf_j2/void", new { }));
+        await Expect("transfer.posted", ledger.TransferAsync("trf_j3", "j_bank", "j_wallet", 50));
+        await Expect("transfer.posted", tenant.Http.PostJsonAsync("/v1/transfers/trf_j3/reverse", new { id = "trf_j3_back", amount = 20 }));
+
+        var (events, _) = await ReadUntilAsync(tenant, null, 2 + expected.Count);
+        var transfers = events.Where(e => ((string)e["type"]!).StartsWith("transfer.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(expected.Select(x => x.Type), transfers.Select(e => (string)e["type"]!));
+        Assert.Equal(expected.Select(x => x.Data!.ToJsonString()), transfers.Select(e => e["data"]!.ToJsonString()));
+        Assert.Equal(expected.Select(x => (string)x.Data!["id"]!), transfers.Select(e => (string)e["subject"]!));
+
+        // The posting wrote no payload: the data above came from the transfer rows.
+        var database = Server.Services.GetRequiredService<Database>();
+        await using var c = await database.OpenAsync(CancellationToken.None);
+        var stored = await Dapper.SqlMapper.QueryAsync<string>(c, "SELECT payload FROM events WHERE tenant_id = @t AND type LIKE 'transfer.%'", new { t = tenant.Id });
+        Assert.Equal(Enumerable.Repeat("", expected.Count), stored);
     }
 
     [Fact]

@@ -46,8 +46,10 @@ public static class TransferLoad
     {
         var database = server.Services.GetRequiredService<Database>();
         await using var c = await database.OpenAsync(CancellationToken.None);
-        return (await c.QueryAsync<(string, string, string, string)>(
-            "SELECT id, type, subject, payload FROM events WHERE tenant_id = @tenantId ORDER BY seq", new { tenantId })).ToList();
+        // As stored, then with the data the ledger renders from the journal filled in, as every reader of events does.
+        var rows = (await c.QueryAsync<EventRow>($"SELECT {EventFeed.Columns} FROM events WHERE tenant_id = @tenantId ORDER BY seq", new { tenantId })).AsList();
+        rows = await server.Services.GetRequiredService<EventData>().FillAsync(c, null, rows, CancellationToken.None);
+        return rows.Select(r => (r.Id, r.Type, r.Subject, r.Payload)).ToList();
     }
 }
 
