@@ -227,7 +227,7 @@ internal sealed class PostgresPostingStore(bool rowLevelSecurity) : PostingStore
             WHERE a.tenant_id = $1 AND a.id = u.id
             """, tenant, accounts.Select(x => x.Id).ToArray(), accounts.Select(x => x.DebitsPosted).ToArray(), accounts.Select(x => x.CreditsPosted).ToArray(),
             accounts.Select(x => x.DebitsPending).ToArray(), accounts.Select(x => x.CreditsPending).ToArray(), accounts.Select(x => x.EntryCount).ToArray()));
-        if (events.Count > 0) batch.BatchCommands.Add(EventLog.PostgresAppendCommand(tenant, ledger, events, nowUs));
+        if (events.Count > 0) batch.BatchCommands.Add(EventLog.PostgresAppendCommitCommand(tenant, ledger, events, nowUs));
         batch.BatchCommands.Add(Command("""
             INSERT INTO chain_links (tenant_id, ledger_id, link, prev_hash, hash, first_seq, last_seq, committed_at_us)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -313,7 +313,7 @@ internal sealed class SqlitePostingStore : PostingStore
                        credits_pending = @CreditsPending, entry_count = @EntryCount WHERE tenant_id = @t AND id = @Id
                 """, new { common.t, a.Id, a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending, a.EntryCount }, tx, cancellationToken: ct));
         }
-        await EventLog.AppendAsync(connection, tx, state.TenantId, state.Ledger.Id, events, nowUs, ct);
+        await EventLog.AppendCommitAsync(connection, tx, state.TenantId, state.Ledger.Id, events, nowUs, ct);
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO chain_links (tenant_id, ledger_id, link, prev_hash, hash, first_seq, last_seq, committed_at_us)
             VALUES (@t, @l, @Link, @PrevHash, @Hash, @FirstSeq, @LastSeq, @CommittedAtUs);

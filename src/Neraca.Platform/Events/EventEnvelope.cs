@@ -80,8 +80,13 @@ public static class EventTypes
 /// <see cref="EventLog.DataInSource"/> when an <see cref="EventDataSource"/> renders it from the capability's own rows.</summary>
 public sealed record NewEvent(EventType Type, string Subject, string Payload);
 
-/// <summary>The one way any capability appends events: an event row and its outbox row, in the caller's transaction,
+/// <summary>The one way any capability appends events: event rows and their outbox rows, in the caller's transaction,
 /// so an event exists exactly when what it tells of committed.</summary>
+/// <remarks>An outbox row stands for a range of events: <c>event_seq</c> is its first event, <c>last_seq</c> (migration
+/// 0203; NULL for one event) its last, and it covers the events of the writing transaction in between (on PostgreSQL
+/// other transactions' events may interleave in seq; they carry another <c>tx_id</c>). <c>AppendAsync</c> writes a
+/// row per event; <see cref="AppendCommitAsync"/> and <see cref="PostgresAppendCommitCommand"/> one row for all the
+/// events of a commit of one stream (a ledger's posting), which the relay then moves together.</remarks>
 public static class EventLog
 {
     /// <summary>The stored payload of an event whose data an <see cref="EventDataSource"/> renders on read (the empty string,
@@ -94,28 +99,46 @@ public static class EventLog
         RETURNING seq
         """;
 
-    /// <summary>Appends the events in order (both stores) and returns their sequence numbers.</summary>
+    /// <summary>Appends the events in order (both stores), each with its own outbox row, and returns their sequence numbers.</summary>
     public static async Task<IReadOnlyList<long>> AppendAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId,
         IReadOnlyList<NewEvent> events, long createdAtUs, CancellationToken ct)
     {
-        var seqs = new List<long>(events.Count);
-        foreach (var e in events)
-        {
-            var seq = await connection.ExecuteScalarAsync<long>(new CommandDefinition(InsertOne,
-                new { id = NewId(), tenantId, ledgerId, type = e.Type.Name, subject = e.Subject, payload = e.Payload, createdAtUs }, tx, cancellationToken: ct));
+        var seqs = await InsertAsync(connection, tx, tenantId, ledgerId, events, createdAtUs, ct);
+        foreach (var seq in seqs)
             await connection.ExecuteAsync(new CommandDefinition("INSERT INTO outbox (event_seq) VALUES (@seq)", new { seq }, tx, cancellationToken: ct));
-            seqs.Add(seq);
-        }
         return seqs;
     }
 
     public static async Task<long> AppendAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId, NewEvent e, long createdAtUs,
         CancellationToken ct) => (await AppendAsync(connection, tx, tenantId, ledgerId, [e], createdAtUs, ct))[0];
 
-    /// <summary>The same append as one set-based PostgreSQL statement, for a caller that sends its whole transaction as
-    /// one <see cref="Npgsql.NpgsqlBatch"/> (the ledger's posting path). Events get their sequence numbers in list order.</summary>
-    public static Npgsql.NpgsqlBatchCommand PostgresAppendCommand(string tenantId, string? ledgerId, IReadOnlyList<NewEvent> events, long createdAtUs)
+    /// <summary>Appends the events of one commit of one ledger in order with a single outbox row for all of them: the relay
+    /// relays them together, in one round (both stores; SQLite has one writer, so they are consecutive there).</summary>
+    public static async Task AppendCommitAsync(DbConnection connection, DbTransaction tx, string tenantId, string ledgerId,
+        IReadOnlyList<NewEvent> events, long createdAtUs, CancellationToken ct)
     {
+        if (events.Count == 0) return;
+        var seqs = await InsertAsync(connection, tx, tenantId, ledgerId, events, createdAtUs, ct);
+        await connection.ExecuteAsync(new CommandDefinition("INSERT INTO outbox (event_seq, last_seq) VALUES (@first, @last)",
+            new { first = seqs[0], last = seqs[^1] }, tx, cancellationToken: ct));
+    }
+
+    static async Task<List<long>> InsertAsync(DbConnection connection, DbTransaction tx, string tenantId, string? ledgerId,
+        IReadOnlyList<NewEvent> events, long createdAtUs, CancellationToken ct)
+    {
+        var seqs = new List<long>(events.Count);
+        foreach (var e in events)
+            seqs.Add(await connection.ExecuteScalarAsync<long>(new CommandDefinition(InsertOne,
+                new { id = NewId(), tenantId, ledgerId, type = e.Type.Name, subject = e.Subject, payload = e.Payload, createdAtUs }, tx, cancellationToken: ct)));
+        return seqs;
+    }
+
+    /// <summary><see cref="AppendCommitAsync"/> as one set-based PostgreSQL statement, for a caller that sends its whole
+    /// transaction as one <see cref="Npgsql.NpgsqlBatch"/> (the ledger's posting path). Events get their sequence numbers
+    /// in list order; at least one event.</summary>
+    public static Npgsql.NpgsqlBatchCommand PostgresAppendCommitCommand(string tenantId, string ledgerId, IReadOnlyList<NewEvent> events, long createdAtUs)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(events.Count);
         var command = new Npgsql.NpgsqlBatchCommand("""
             WITH e AS (
                 INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
@@ -123,9 +146,9 @@ public static class EventLog
                 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(id, type, subject, payload, ord)
                 ORDER BY u.ord
                 RETURNING seq)
-            INSERT INTO outbox (event_seq) SELECT seq FROM e
+            INSERT INTO outbox (event_seq, last_seq) SELECT min(seq), max(seq) FROM e
             """);
-        object?[] values = [tenantId, (object?)ledgerId ?? DBNull.Value, createdAtUs, events.Select(_ => NewId()).ToArray(),
+        object?[] values = [tenantId, ledgerId, createdAtUs, events.Select(_ => NewId()).ToArray(),
             events.Select(x => x.Type.Name).ToArray(), events.Select(x => x.Subject).ToArray(), events.Select(x => x.Payload).ToArray()];
         foreach (var v in values) command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
         return command;

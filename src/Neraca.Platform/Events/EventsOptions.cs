@@ -20,7 +20,8 @@ public sealed class EventsOptions
     [Range(100, 600_000)]
     public int RabbitMqConfirmTimeoutMs { get; set; } = 10_000;
 
-    /// <summary>Events the relay claims per transaction. Default 500.</summary>
+    /// <summary>Events the relay moves per transaction. Default 500. The events of one posting commit share one outbox
+    /// row and move together, so one transaction may carry more (a batch of 8,000 transfers moves in one).</summary>
     [Range(1, 10_000)]
     public int RelayBatchSizeMax { get; set; } = 500;
 

@@ -8,7 +8,8 @@ namespace Neraca.Events;
 /// <summary>Moves committed events out of the outbox: fans each out into one webhook delivery per matching endpoint
 /// and, when configured, publishes it to RabbitMQ and waits for the broker's confirm. Only then is its outbox row
 /// deleted, in the same transaction as the deliveries, so a crash anywhere repeats the work (at least once) and never
-/// loses it; consumers deduplicate on the event id.</summary>
+/// loses it; consumers deduplicate on the event id. A posting commit's events share one outbox row (see
+/// <see cref="EventLog"/>) and are relayed together.</summary>
 /// <remarks>On PostgreSQL several workers relay at once: each claims outbox rows with <c>FOR UPDATE SKIP LOCKED</c>
 /// and holds them until its transaction ends, so no row is claimed twice. To keep the events of one ledger (so of every
 /// account) in order across workers, a worker defers any claimed event whose ledger has an older outbox row it did not
@@ -55,23 +56,31 @@ public sealed partial class OutboxRelay
         var batch = options.Value.RelayBatchSizeMax;
         await using var connection = await database.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var claimed = (await connection.QueryAsync<long>(new CommandDefinition(
-            "SELECT event_seq FROM outbox ORDER BY event_seq LIMIT @batch FOR UPDATE SKIP LOCKED",
-            new { batch }, tx, cancellationToken: ct))).ToArray();
-        if (claimed.Length == 0) return 0;
-        var events = (await connection.QueryAsync<EventRow>(new CommandDefinition(
-            $"SELECT {EventFeed.Columns} FROM events WHERE seq = ANY(@claimed) ORDER BY seq",
-            new { claimed }, tx, cancellationToken: ct))).AsList();
+        var claimed = (await connection.QueryAsync<OutboxRow>(new CommandDefinition(
+            "SELECT event_seq AS First, last_seq AS Last FROM outbox ORDER BY event_seq LIMIT @batch FOR UPDATE SKIP LOCKED",
+            new { batch }, tx, cancellationToken: ct))).AsList();
+        if (claimed.Count == 0) return 0;
+        var rows = WithinBatch(claimed, batch);
+        // A row's events: those of its first event's transaction between its first and last seq (other transactions'
+        // events may interleave in seq; see EventLog).
+        var events = (await connection.QueryAsync<long, EventRow, (long Row, EventRow Event)>(new CommandDefinition($"""
+            SELECT r.first_seq AS Row, {EventFeed.ColumnsOf("e")}
+            FROM unnest(@firsts, @lasts) AS r(first_seq, last_seq)
+            JOIN events f ON f.seq = r.first_seq
+            JOIN events e ON e.seq BETWEEN r.first_seq AND r.last_seq AND e.tx_id = f.tx_id
+            ORDER BY e.seq
+            """, new { firsts = rows.Select(r => r.First).ToArray(), lasts = rows.Select(r => r.Last ?? r.First).ToArray() }, tx, cancellationToken: ct),
+            (row, e) => (row, e), splitOn: "Seq")).AsList();
         // Outbox rows below the last claimed one that this worker skipped are held by another worker; usually there are
         // none. Looked up by the outbox key first, then their events by seq: joined in one statement, PostgreSQL planned
         // a hash join over the whole events table (parallel workers, temp files) for every relay round.
         var skipped = (await connection.QueryAsync<long>(new CommandDefinition(
             "SELECT event_seq FROM outbox WHERE event_seq < @last AND NOT (event_seq = ANY(@claimed))",
-            new { last = claimed[^1], claimed }, tx, cancellationToken: ct))).ToArray();
+            new { last = rows[^1].First, claimed = claimed.Select(r => r.First).ToArray() }, tx, cancellationToken: ct))).ToArray();
         var blockers = new Dictionary<(string TenantId, string Stream), long>();
         if (skipped.Length > 0)
         {
-            var streams = events.Select(Stream).Distinct().ToArray();
+            var streams = events.Select(e => Stream(e.Event)).Distinct().ToArray();
             blockers = (await connection.QueryAsync<(string TenantId, string Stream, long Seq)>(new CommandDefinition("""
                 SELECT tenant_id, COALESCE(ledger_id, subject), min(seq) FROM events
                 WHERE seq = ANY(@skipped) AND COALESCE(ledger_id, subject) = ANY(@streams)
@@ -79,31 +88,58 @@ public sealed partial class OutboxRelay
                 """, new { skipped, streams }, tx, cancellationToken: ct)))
                 .ToDictionary(b => (b.TenantId, b.Stream), b => b.Seq);
         }
-        var ready = events.Where(e => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first).ToList();
+        // A row is relayed whole or not at all (a commit's events are of one stream, so all wait or none).
+        bool Ready(EventRow e) => !blockers.TryGetValue((e.TenantId, Stream(e)), out var first) || e.Seq < first;
+        var held = events.Where(x => !Ready(x.Event)).Select(x => x.Row).ToHashSet();
+        var ready = events.Where(x => !held.Contains(x.Row)).Select(x => x.Event).ToList();
         if (ready.Count == 0) return 0;
 
         ready = await FanOutAsync(connection, tx, ready, InsertDeliveriesUnnestAsync, ct);
         if (rabbit is not null) await rabbit.PublishAsync(await data.FillAsync(connection, tx, ready, ct), ct);
-        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq = ANY(@seqs)",
-            new { seqs = ready.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq = ANY(@keys)",
+            new { keys = rows.Select(r => r.First).Where(k => !held.Contains(k)).ToArray() }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
         return ready.Count;
+    }
+
+    /// <summary>An outbox row: its first event, and its last when it stands for a commit's events.</summary>
+    sealed record OutboxRow(long First, long? Last);
+
+    /// <summary>The claimed rows a round relays: whole rows, in order, up to <paramref name="batch"/> events (at least
+    /// one row, however many events it stands for). The rest stay claimed until the round commits, then wait for the next.</summary>
+    static List<OutboxRow> WithinBatch(List<OutboxRow> claimed, int batch)
+    {
+        var taken = new List<OutboxRow>();
+        long events = 0;
+        foreach (var row in claimed)
+        {
+            // An upper bound: other transactions' events may lie in between.
+            var count = (row.Last ?? row.First) - row.First + 1;
+            if (taken.Count > 0 && events + count > batch) break;
+            taken.Add(row);
+            events += count;
+        }
+        return taken;
     }
 
     /// <summary>The unit of ordering across relays: the ledger, or the subject of an event outside any ledger.</summary>
     static string Stream(EventRow e) => e.LedgerId ?? e.Subject;
 
     /// <summary>SQLite is the single-node embedded store: one relay, and one writer at a time. It reads without holding
-    /// the write lock, publishes, then records the fan-out and deletes the rows in one short write transaction.</summary>
+    /// the write lock, publishes, then records the fan-out and deletes the rows in one short write transaction. With one
+    /// writer a row's events are consecutive.</summary>
     async Task<int> RelaySqliteAsync(CancellationToken ct)
     {
         var batch = options.Value.RelayBatchSizeMax;
         await using var connection = await database.OpenAsync(ct);
-        var events = (await connection.QueryAsync<EventRow>(new CommandDefinition($"""
-            SELECT {EventFeed.Columns} FROM events
-            WHERE seq IN (SELECT event_seq FROM outbox ORDER BY event_seq LIMIT @batch) ORDER BY seq
-            """, new { batch }, cancellationToken: ct))).AsList();
-        if (events.Count == 0) return 0;
+        var rows = WithinBatch((await connection.QueryAsync<OutboxRow>(new CommandDefinition(
+            "SELECT event_seq AS First, last_seq AS Last FROM outbox ORDER BY event_seq LIMIT @batch", new { batch }, cancellationToken: ct))).AsList(), batch);
+        if (rows.Count == 0) return 0;
+        var events = new List<EventRow>();
+        foreach (var row in rows)
+            events.AddRange(await connection.QueryAsync<EventRow>(new CommandDefinition(
+                $"SELECT {EventFeed.Columns} FROM events WHERE seq BETWEEN @first AND @last ORDER BY seq",
+                new { first = row.First, last = row.Last ?? row.First }, cancellationToken: ct)));
         if (rabbit is not null)
         {
             events = await data.FillAsync(connection, null, events, ct);
@@ -111,8 +147,8 @@ public sealed partial class OutboxRelay
         }
         await using var tx = await dialect.BeginWriteAsync(connection, ct);
         await FanOutAsync(connection, tx, events, InsertDeliveriesAsync, ct);
-        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq IN @seqs",
-            new { seqs = events.Select(e => e.Seq).ToArray() }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM outbox WHERE event_seq IN @keys",
+            new { keys = rows.Select(r => r.First).ToArray() }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
         return events.Count;
     }

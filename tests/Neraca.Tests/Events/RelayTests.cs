@@ -97,6 +97,80 @@ public sealed class RelayTests
         Assert.Equal(ids.Count, deliveries.Body!["data"]!.AsArray().Count);
     }
 
+    /// <summary>A posting commit's events share one outbox row (issue #21): batches of 60 transfers on two ledgers leave
+    /// one row per commit, and a relay whose batch is 25 events still moves each commit whole, every event once.</summary>
+    [Fact]
+    public async Task A_posting_commits_events_share_one_outbox_row_and_move_whole_and_once()
+    {
+        var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
+        await using var server = await NeracaServer.StartAsync(database, "--role", "api", "--Events:RelayBatchSizeMax=25");
+        var tenant = await server.NewTenantAsync();
+        var created = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url = "https://8.8.8.8/hook", event_types = new[] { "transfer.*" } });
+        var webhookId = (string)created.Body!["id"]!;
+        var ledger = new Ledger.LedgerClient(tenant.Http);
+        foreach (var code in new[] { "la", "lb" })
+        {
+            await ledger.LedgerAsync(code);
+            await ledger.AccountAsync($"{code}_bank", code, "debit");
+            for (var i = 0; i < 3; i++) await ledger.AccountAsync($"{code}_w{i}", code);
+        }
+        var relay = server.Services.GetRequiredService<OutboxRelay>();
+        while (await EventsTestKit.OutboxCountAsync(server) > 0) await relay.RelayBatchAsync(CancellationToken.None); // the accounts' events
+
+        var posts = Enumerable.Range(0, 8).Select(n => tenant.Http.PostJsonAsync("/v1/transfers/batch", new
+        {
+            transfers = Enumerable.Range(0, 60).Select(i => new
+            {
+                id = $"t{n}_{i}", debit_account = $"{(n % 2 == 0 ? "la" : "lb")}_bank", credit_account = $"{(n % 2 == 0 ? "la" : "lb")}_w{i % 3}", amount = 1 + i,
+            }).ToArray(),
+        }));
+        Assert.All(await Task.WhenAll(posts), r => Assert.True(r.Response.IsSuccessStatusCode, r.Body?.ToJsonString()));
+        var rows = (int)await EventsTestKit.OutboxCountAsync(server);
+        Assert.InRange(rows, 1, 8); // one per commit; a commit may carry several requests
+
+        var rounds = new List<int>();
+        while (await EventsTestKit.OutboxCountAsync(server) > 0) rounds.Add(await relay.RelayBatchAsync(CancellationToken.None));
+        Assert.Equal(rows, rounds.Count);
+        Assert.All(rounds, n => Assert.Equal(0, n % 60));
+        Assert.Equal(480, rounds.Sum());
+        var deliveries = (await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?limit=1000")).Body!["data"]!.AsArray();
+        Assert.Equal(480, deliveries.Count);
+    }
+
+    /// <summary>On PostgreSQL concurrent transactions interleave their events' seqs, so an outbox row's range holds other
+    /// transactions' events too; it stands only for its own transaction's.</summary>
+    [Fact]
+    public async Task An_outbox_row_stands_only_for_its_own_transactions_events_when_another_interleaves()
+    {
+        var database = await TestStores.NewDatabaseAsync(StoreKind.Postgres);
+        await using var server = await NeracaServer.StartAsync(database, "--role", "api");
+        var tenant = await server.NewTenantAsync();
+        var created = await tenant.Http.PostJsonAsync("/v1/webhooks", new { url = "https://8.8.8.8/hook", event_types = new[] { "*" } });
+        var webhookId = (string)created.Body!["id"]!;
+        await using var one = new Npgsql.NpgsqlConnection(database);
+        await using var two = new Npgsql.NpgsqlConnection(database);
+        await one.OpenAsync();
+        await two.OpenAsync();
+        await using var tx1 = await one.BeginTransactionAsync();
+        await using var tx2 = await two.BeginTransactionAsync();
+        var seqs = new Dictionary<Npgsql.NpgsqlConnection, List<long>> { [one] = [], [two] = [] };
+        foreach (var c in new[] { one, two, one, two, one })
+            seqs[c].Add(await Dapper.SqlMapper.ExecuteScalarAsync<long>(c, """
+                INSERT INTO events (id, tenant_id, ledger_id, type, subject, payload, created_at_us)
+                VALUES ('evt_' || gen_random_uuid(), @t, @l, 'transfer.posted', 'trf', '{"debit_account":"a","credit_account":"b"}', 1) RETURNING seq
+                """, new { t = tenant.Id, l = c == one ? "ldg_one" : "ldg_two" }));
+        foreach (var c in new[] { one, two })
+            await Dapper.SqlMapper.ExecuteAsync(c, "INSERT INTO outbox (event_seq, last_seq) VALUES (@first, @last)", new { first = seqs[c][0], last = seqs[c][^1] });
+        await tx1.CommitAsync();
+        await tx2.CommitAsync();
+
+        var relayed = await server.Services.GetRequiredService<OutboxRelay>().RelayBatchAsync(CancellationToken.None);
+        Assert.Equal(5, relayed);
+        Assert.Equal(0, await EventsTestKit.OutboxCountAsync(server));
+        var deliveries = (await tenant.Http.GetJsonAsync($"/v1/webhooks/{webhookId}/deliveries?limit=100")).Body!["data"]!.AsArray();
+        Assert.Equal(5, deliveries.Count);
+    }
+
     /// <summary>Found by the ledgers benchmark: the outbox trigger's NOTIFY ran inside every posting transaction, and
     /// PostgreSQL holds one database-wide lock from a notifying transaction's pre-commit until its commit is flushed, so
     /// the commits of different ledgers took turns (uniform c=64 over 4 ledgers: 3,141 transfers/s against 5,869 on
