@@ -67,12 +67,15 @@ public sealed partial class OutboxRelay
         if (claimed.Count == 0) return 0;
         var rows = WithinBatch(claimed, batch);
         // A row's events: those of its first event's transaction between its first and last seq (other transactions'
-        // events may interleave in seq; see EventLog).
+        // events may interleave in seq; see EventLog). Per row, by primary key: joined plainly, PostgreSQL hashed the
+        // whole events table for every round (47 ms against 0.2 ms on 500,000 events); OFFSET 0 keeps the lateral
+        // subquery a parameterized index scan.
         var events = (await connection.QueryAsync<long, EventRow, (long Row, EventRow Event)>(new CommandDefinition($"""
             SELECT r.first_seq AS Row, {EventFeed.ColumnsOf("e")}
             FROM unnest(@firsts, @lasts) AS r(first_seq, last_seq)
-            JOIN events f ON f.seq = r.first_seq
-            JOIN events e ON e.seq BETWEEN r.first_seq AND r.last_seq AND e.tx_id = f.tx_id
+            CROSS JOIN LATERAL (
+                SELECT e.* FROM events f JOIN events e ON e.seq BETWEEN f.seq AND r.last_seq AND e.tx_id = f.tx_id
+                WHERE f.seq = r.first_seq OFFSET 0) e
             ORDER BY e.seq
             """, new { firsts = rows.Select(r => r.First).ToArray(), lasts = rows.Select(r => r.Last ?? r.First).ToArray() }, tx, cancellationToken: ct),
             (row, e) => (row, e), splitOn: "Seq")).AsList();
