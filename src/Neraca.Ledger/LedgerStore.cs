@@ -213,13 +213,20 @@ internal sealed class LedgerStore(Database database, SqlDialect dialect, TimePro
 
     /// <summary>Transfers with their resolutions, on the caller's connection and transaction (the event data source reads
     /// the journal in the same snapshot as the events it renders).</summary>
+    /// <remarks>In chunks: given the 8,000 ids of a batch's events at once, PostgreSQL plans parallel scans of both tables
+    /// and a hash join (218 ms against 36 ms for index lookups on a million transfers); up to 500 it looks them up.</remarks>
     public async Task<List<TransferRecord>> ReadTransfersAsync(DbConnection connection, DbTransaction? tx, string tenantId, string[] transferIds,
         CancellationToken ct)
     {
-        var rows = await connection.QueryAsync<TransferRow>(new CommandDefinition(
-            $"{TransferSelect} WHERE t.tenant_id = @tenantId AND {dialect.InIdList("t.id", "ids")}",
-            new { tenantId, ids = dialect.IdListValue(transferIds) }, tx, cancellationToken: ct));
-        return rows.Select(r => r.ToRecord()).ToList();
+        var records = new List<TransferRecord>(transferIds.Length);
+        foreach (var chunk in transferIds.Chunk(500))
+        {
+            var rows = await connection.QueryAsync<TransferRow>(new CommandDefinition(
+                $"{TransferSelect} WHERE t.tenant_id = @tenantId AND {dialect.InIdList("t.id", "ids")}",
+                new { tenantId, ids = dialect.IdListValue(chunk) }, tx, cancellationToken: ct));
+            records.AddRange(rows.Select(r => r.ToRecord()));
+        }
+        return records;
     }
 
     /// <summary>Immutable routing facts of a transfer (its ledger and accounts), cached.</summary>
