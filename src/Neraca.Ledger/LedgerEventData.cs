@@ -20,15 +20,17 @@ internal sealed class LedgerEventData(LedgerStore store) : EventDataSource
         {
             var ids = tenant.Select(r => r.Subject).Distinct(StringComparer.Ordinal).ToArray();
             var transfers = (await store.ReadTransfersAsync(connection, tx, tenant.Key, ids, ct)).ToDictionary(t => t.Id, StringComparer.Ordinal);
+            var codes = new Dictionary<string, string>(StringComparer.Ordinal); // ledger id → code: a batch's events share one
             foreach (var row in tenant)
             {
                 if (!transfers.TryGetValue(row.Subject, out var transfer)) continue; // EventData reports it
-                var ledger = await store.GetLedgerAsync(row.TenantId, transfer.LedgerId, ct)
-                    ?? throw new InvalidOperationException($"Transfer {transfer.Id} names ledger {transfer.LedgerId}, which does not exist.");
+                if (!codes.TryGetValue(transfer.LedgerId, out var code))
+                    codes[transfer.LedgerId] = code = (await store.GetLedgerAsync(tenant.Key, transfer.LedgerId, ct)
+                        ?? throw new InvalidOperationException($"Transfer {transfer.Id} names ledger {transfer.LedgerId}, which does not exist.")).Code;
                 var asOfEvent = row.Type == LedgerEventTypes.TransferPending.Name
                     ? transfer with { Resolution = null, ResolvedAmount = 0, ResolvedAtUs = null }
                     : transfer;
-                data[row.Seq] = LedgerJson.Serialize(LedgerJson.ToResponse(asOfEvent, ledger.Code));
+                data[row.Seq] = LedgerJson.Serialize(LedgerJson.ToResponse(asOfEvent, code));
             }
         }
         return data;
